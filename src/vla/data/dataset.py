@@ -2,8 +2,11 @@
 
 ``Dataset.open(path)`` reads the metadata, checks that every file the metadata points to is
 present and agrees with it (parquet row counts, video frame counts), and serves episodes:
-low-dimensional columns as numpy arrays and camera frames decoded with PyAV. Episodes that the
-metadata lists but whose data file is absent are reported in ``missing_episodes``, not served.
+low-dimensional columns as numpy arrays and camera frames decoded with PyAV.
+
+v3.0 packs many episodes per file, so a missing data or video file is an error. v2.1 keeps one
+file per episode and partial copies are common: episodes that the metadata lists but whose data
+file is absent are reported in ``missing_episodes`` and not served.
 """
 
 from __future__ import annotations
@@ -131,16 +134,18 @@ class Dataset:
                     raise DatasetError(ep_files[0], f"episodes table lacks column {key!r}")
             dpath = root / data_tpl.format(chunk_index=r["data/chunk_index"], file_index=r["data/file_index"])
             if not dpath.exists():
-                missing.append(int(r["episode_index"]))
-                continue
+                raise DatasetError(dpath, f"data file of episode {r['episode_index']} is missing")
             file_start[dpath] = min(file_start.get(dpath, r["dataset_from_index"]), r["dataset_from_index"])
             videos = {}
             for k in video_keys:
                 vpath = root / video_tpl.format(video_key=k, chunk_index=r[f"videos/{k}/chunk_index"],
                                                 file_index=r[f"videos/{k}/file_index"])
-                videos[k] = VideoRef(vpath, float(r[f"videos/{k}/from_timestamp"]), float(r[f"videos/{k}/to_timestamp"]))
+                videos[k] = VideoRef(
+                    vpath, float(r[f"videos/{k}/from_timestamp"]), float(r[f"videos/{k}/to_timestamp"])
+                )
             prov = Provenance.from_columns(r)
-            extra = {k: v for k, v in r.items() if not k.startswith(("stats/", "videos/", "provenance/", "data/", "meta/"))}
+            skip = ("stats/", "videos/", "provenance/", "data/", "meta/")
+            extra = {k: v for k, v in r.items() if not k.startswith(skip)}
             episodes.append(EpisodeInfo(int(r["episode_index"]), int(r["length"]), list(r.get("tasks") or []),
                                         prov.to_dict() if prov else None, dpath, int(r["dataset_from_index"]),
                                         videos, extra))

@@ -71,7 +71,9 @@ def check_frame(frame: dict[str, Any], features: dict[str, dict[str, Any]], wher
             if arr.dtype != np.uint8:
                 raise DatasetError(None, f"{where}: feature {name!r} must be uint8 HxWx3, got dtype {arr.dtype}")
             if list(arr.shape) != spec["shape"]:
-                raise DatasetError(None, f"{where}: feature {name!r} expected shape {spec['shape']}, got {list(arr.shape)}")
+                raise DatasetError(
+                    None, f"{where}: feature {name!r} expected shape {spec['shape']}, got {list(arr.shape)}"
+                )
             out[name] = arr
             continue
         shape = spec["shape"]

@@ -15,7 +15,9 @@ import numpy as np
 from vla.data.errors import DatasetError
 
 CODEC = "libx264"
-PIX_FMT = "yuv420p"
+# 4:4:4 chroma: on small, aliased sim renders 4:2:0 subsampling alone caps PSNR near 34 dB, while
+# yuv444p at CRF 18 gives ~43 dB. Pass pix_fmt="yuv420p" for files browsers can play.
+PIX_FMT = "yuv444p"
 CRF = 18
 GOP = 16
 
@@ -27,7 +29,8 @@ def _fps_fraction(fps: float) -> Fraction:
 class VideoAppender:
     """An open MP4 file that episodes' frames are appended to; ``close()`` flushes the encoder."""
 
-    def __init__(self, path: Path, fps: float, height: int, width: int, crf: int = CRF) -> None:
+    def __init__(self, path: Path, fps: float, height: int, width: int, crf: int = CRF,
+                 pix_fmt: str = PIX_FMT) -> None:
         self.path = path
         self.fps = _fps_fraction(fps)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +40,7 @@ class VideoAppender:
         )
         self._stream.width = width
         self._stream.height = height
-        self._stream.pix_fmt = PIX_FMT
+        self._stream.pix_fmt = pix_fmt
         self._stream.codec_context.time_base = 1 / self.fps
         self.frames = 0
 

@@ -80,6 +80,7 @@ class DatasetWriter:
         data_file_size_mb: float = layout.DATA_FILES_SIZE_MB,
         video_file_size_mb: float = layout.VIDEO_FILES_SIZE_MB,
         crf: int = 18,
+        video_pix_fmt: str = PIX_FMT,
         extra_info: dict[str, Any] | None = None,
     ) -> None:
         self.root = Path(root).absolute()
@@ -95,6 +96,7 @@ class DatasetWriter:
         self.data_file_bytes = int(data_file_size_mb * 1e6)
         self.video_file_bytes = int(video_file_size_mb * 1e6)
         self.crf = crf
+        self.pix_fmt = video_pix_fmt
         self.extra_info = extra_info or {}
         feats = validate_features(features)
         if not use_videos:
@@ -246,7 +248,7 @@ class DatasetWriter:
             c, f = self._video_pos[key]
             path = self.tmp / layout.VIDEO_PATH.format(video_key=key, chunk_index=c, file_index=f)
             h, w, _ = self.features[key]["shape"]
-            v = self._videos[key] = VideoAppender(path, self.fps, h, w, crf=self.crf)
+            v = self._videos[key] = VideoAppender(path, self.fps, h, w, crf=self.crf, pix_fmt=self.pix_fmt)
         from_ts, to_ts = v.append(frames)
         c, f = self._video_pos[key]
         row[f"videos/{key}/chunk_index"] = c
@@ -320,8 +322,9 @@ class DatasetWriter:
             v = dict(v)
             if v["dtype"] == "video":
                 h, w, c = v["shape"]
-                v["info"] = {"video.height": h, "video.width": w, "video.codec": "h264" if CODEC == "libx264" else CODEC,
-                             "video.pix_fmt": PIX_FMT, "video.is_depth_map": False, "video.fps": self.fps,
+                codec = "h264" if CODEC == "libx264" else CODEC
+                v["info"] = {"video.height": h, "video.width": w, "video.codec": codec,
+                             "video.pix_fmt": self.pix_fmt, "video.is_depth_map": False, "video.fps": self.fps,
                              "video.channels": c, "has_audio": False}
             features[k] = v
         info = {

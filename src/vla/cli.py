@@ -1,0 +1,38 @@
+"""The `vla` command: one subcommand per stage (data, sim, train, eval, serve)."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="vla",
+    help="Vision-language-action robot policies: data, training, evaluation and serving.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Vision-language-action robot policies: data, training, evaluation and serving."""
+
+
+# Each module defines register(app); heavy imports happen inside the commands.
+COMMAND_MODULES = [
+    "vla.data.commands",
+]
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
