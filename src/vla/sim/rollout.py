@@ -1,0 +1,92 @@
+"""Scripted-expert rollouts: one MetaWorld episode driven by ``metaworld.policies``.
+
+Also the worker side of parallel collection: each worker process keeps its own environment
+(rebuilt when the task changes) and returns finished episodes as numpy arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class ExpertEpisode:
+    """A recorded expert episode; frame t pairs the observation at t with the action taken at t."""
+
+    task: str
+    attempt: int
+    seed: int
+    instruction: str
+    success: bool
+    success_step: int | None  # index of the first action after which the task was solved
+    steps: int  # actions executed (rendered frames per camera = steps + 1)
+    states: np.ndarray  # float32 [T, 4]
+    actions: np.ndarray  # float32 [T, 4]
+    images: dict[str, np.ndarray] = field(default_factory=dict)  # camera -> uint8 [T, H, W, 3]
+    seconds: float = 0.0
+
+
+def run_expert_episode(env, seed: int, attempt: int = 0, steps_after_success: int = 10,
+                       keep_failed: bool = False) -> ExpertEpisode:
+    """Reset ``env`` with ``seed``, let the expert act until ``steps_after_success`` steps past the
+    first success (or the step limit); failed episodes come back without frames unless ``keep_failed``."""
+    t0 = time.perf_counter()
+    obs, _ = env.reset(seed=seed)
+    states, actions = [], []
+    images: dict[str, list[np.ndarray]] = {c: [] for c in env.cameras}
+    success_step = None
+    steps = 0
+    while True:
+        action = env.expert_action()
+        states.append(obs["state"])
+        actions.append(action)
+        for cam, img in obs["images"].items():
+            images[cam].append(img)
+        obs, _, terminated, truncated, info = env.step(action)
+        steps += 1
+        if info["success"] and success_step is None:
+            success_step = steps - 1
+        if success_step is not None and steps - 1 - success_step >= steps_after_success:
+            break
+        if terminated or truncated:
+            break
+    success = success_step is not None
+    keep = success or keep_failed
+    return ExpertEpisode(
+        task=env.task, attempt=attempt, seed=seed, instruction=env.instruction, success=success,
+        success_step=success_step, steps=steps,
+        states=np.stack(states).astype(np.float32) if keep else np.zeros((0, 4), np.float32),
+        actions=np.stack(actions).astype(np.float32) if keep else np.zeros((0, 4), np.float32),
+        images={c: np.stack(v) for c, v in images.items()} if keep else {},
+        seconds=time.perf_counter() - t0,
+    )
+
+
+# ---------------------------------------------------------------- worker process side
+_CONFIG: dict = {}
+_ENV = None
+
+
+def init_worker(config: dict) -> None:
+    """Pool initializer: remember the env settings; one software-GL thread per worker process."""
+    os.environ.setdefault("LP_NUM_THREADS", str(config.get("gl_threads", 1)))
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    _CONFIG.clear()
+    _CONFIG.update(config)
+
+
+def worker_episode(task: str, attempt: int, seed: int) -> ExpertEpisode:
+    """Run one attempt in this worker, reusing the env while the task stays the same."""
+    global _ENV
+    if _ENV is None or _ENV.task != task:
+        from vla.sim.env import MetaWorldEnv
+
+        if _ENV is not None:
+            _ENV.close()
+        _ENV = MetaWorldEnv(task, cameras=_CONFIG["cameras"], image_size=_CONFIG["image_size"],
+                            seed=seed, max_steps=_CONFIG["max_steps"])
+    return run_expert_episode(_ENV, seed, attempt, _CONFIG["steps_after_success"])

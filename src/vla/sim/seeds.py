@@ -1,0 +1,43 @@
+"""Episode seeds: collection and evaluation draw from disjoint ranges.
+
+A seed fixes an episode's scene (object and goal positions) and its instruction choice.
+
+- collection: ``(seed * 1000 + task_index) * 1_000_000 + attempt``, below 10**15;
+- evaluation: ``2**62 + (seed * 1000 + task_index) * 1_000_000 + episode``, at or above 2**62.
+
+``task_index`` is the task's position among all 50 MT50 tasks (so a task gets the same seeds
+in mt1, mt10 and mt50), ``seed`` is the user's run seed (0 <= seed < 10**6), attempt/episode
+counts within a task (< 10**6). No collection scene can therefore appear in an evaluation.
+"""
+
+from __future__ import annotations
+
+EVALUATION_BASE = 2**62
+_MAX_RUN_SEED = 10**6
+_MAX_TASKS = 1000
+_MAX_EPISODES = 10**6
+
+
+def _compose(seed: int, task_index: int, episode: int) -> int:
+    if not 0 <= seed < _MAX_RUN_SEED:
+        raise ValueError(f"run seed must be in [0, {_MAX_RUN_SEED}), got {seed}")
+    if not 0 <= task_index < _MAX_TASKS:
+        raise ValueError(f"task index must be in [0, {_MAX_TASKS}), got {task_index}")
+    if not 0 <= episode < _MAX_EPISODES:
+        raise ValueError(f"episode/attempt index must be in [0, {_MAX_EPISODES}), got {episode}")
+    return (seed * _MAX_TASKS + task_index) * _MAX_EPISODES + episode
+
+
+def collection_seed(seed: int, task_index: int, attempt: int) -> int:
+    """Seed of collection attempt ``attempt`` of task ``task_index`` in run ``seed``."""
+    return _compose(seed, task_index, attempt)
+
+
+def evaluation_seed(seed: int, task_index: int, episode: int) -> int:
+    """Seed of evaluation episode ``episode`` of task ``task_index`` in run ``seed``."""
+    return EVALUATION_BASE + _compose(seed, task_index, episode)
+
+
+def is_evaluation_seed(value: int) -> bool:
+    """True for seeds from the evaluation range."""
+    return value >= EVALUATION_BASE
