@@ -91,6 +91,8 @@ class AlignedEpisode:
     fps: float
     source: dict[str, Any]
     provenance: dict[str, Any]
+    timestamps: np.ndarray | None = None  # seconds from the episode start; None = frame_index / fps
+    names: dict[str, list[str]] = field(default_factory=dict)  # per-dimension names where the source has them
 
     @property
     def length(self) -> int:
@@ -171,13 +173,21 @@ def align(ep: SourceEpisode, fps: float | None = None, offsets: dict[str, float]
     target = fps or ep.fps
     if target is None:
         raise ConversionError(f"{where}: the source has no fixed rate; give the output control rate (--fps)")
-    passthrough = ep.streams_aligned and not offsets and (ep.fps is not None and abs(target - ep.fps) < 1e-9)
+    # an aligned source without a rate of its own (RLDS) is taken to run at the requested rate
+    passthrough = ep.streams_aligned and not offsets and (ep.fps is None or abs(target - ep.fps) < 1e-9)
     tasks = ep.tasks
+    if ep.streams_aligned and ep.fps is None:
+        ep = SourceEpisode({k: Stream(np.arange(len(s)) / target, s.values, s.interp, s.hold_dims, s.names,
+                                      s.encoded) for k, s in ep.streams.items()},
+                           ep.tasks, target, ep.source, ep.provenance, True)
     if passthrough:
         n = ep.length
         frames = {k: _take(s.values, np.arange(n)) if not isinstance(s.values, np.ndarray) else s.values[:n]
                   for k, s in ep.streams.items()}
         task_list = [ep.task_at(i) for i in range(n)]
+        first = next(iter(ep.streams.values()), None)
+        timestamps = (np.asarray(first.timestamps[:n], np.float64) if first is not None
+                      else np.arange(n) / target)
     else:
         streams = dict(ep.streams)
         task_stream = None
@@ -191,12 +201,14 @@ def align(ep: SourceEpisode, fps: float | None = None, offsets: dict[str, float]
             task_list = list(resample_stream(task_stream, grid))
         else:
             task_list = [tasks[0] if tasks else ""] * n
+        timestamps = np.arange(n, dtype=np.float64) / target
     for k, s in ep.streams.items():
         if s.encoded:
             frames[k] = np.stack([decode_image(b, f"{where}, {k}, frame {i}") for i, b in enumerate(frames[k])])
         elif not isinstance(frames[k], np.ndarray):
             frames[k] = np.asarray(frames[k])
-    return AlignedEpisode(frames, task_list, float(target), ep.source, ep.provenance)
+    names = {k: s.names for k, s in ep.streams.items() if s.names}
+    return AlignedEpisode(frames, task_list, float(target), ep.source, ep.provenance, timestamps, names)
 
 
 # -- statistics and normalization ---------------------------------------------------------------
@@ -415,8 +427,8 @@ def stats_pass(episodes: Iterable[dict[str, np.ndarray]], config: StandardizeCon
 def standardize_dataset(src: str | Path, dst: str | Path, config: StandardizeConfig,
                         provenance: dict[str, Any] | None = None, progress: bool = False) -> Path:
     """Read a store dataset (ours or LeRobot), standardize every episode, write a new dataset at `dst`."""
-    from vla.data.formats.lerobot import LeRobotReader
     from vla.data.formats.convert import convert_reader
+    from vla.data.formats.lerobot import LeRobotReader
 
     reader = LeRobotReader(Path(src), decode_images=True)
     return convert_reader(reader, Path(dst), provenance=provenance, standardize=config, workers=1,
