@@ -24,6 +24,8 @@ def _root() -> None:
 # Each module defines register(app); heavy imports happen inside the commands.
 COMMAND_MODULES = [
     "vla.data.commands",
+    "vla.sim.commands",
+    "vla.eval.commands",
 ]
 
 for _name in COMMAND_MODULES:

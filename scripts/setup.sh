@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for vla: Debian packages for offscreen rendering (and Chromium for the
+# viewer test), a virtual env in .venv, torch (CPU build) before anything that depends on it,
+# then the package with its dev extras. Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgles2 libglx-mesa0 chromium chromium-driver)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup] installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  "$PY" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+if ! python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
+  echo "[setup] installing torch 2.13.0 (CPU build)"
+  pip install -q --upgrade pip
+  pip install -q torch==2.13.0
+fi
+stamp=.venv/.vla-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "[setup] installing vla and its dependencies"
+  pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
+echo "[setup] ready: $(python -c 'import vla, torch; print("vla", vla.__version__, "torch", torch.__version__)')"

@@ -1,0 +1,60 @@
+"""CLI command `vla eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def eval_cmd(
+        policy: Path = typer.Option(..., "--policy", help="Policy folder or training run folder (RUN/policy)."),
+        suite: str = typer.Option("mt10", help="Suite: mt10, mt50 or mt1:<task>."),
+        episodes_per_task: int = typer.Option(10, help="Evaluation episodes per task."),
+        out: Path = typer.Option(..., "--out", help="Folder for report.json, report.html and videos/."),
+        split: str = typer.Option("train", help="Instruction split: train or heldout."),
+        instructions: Path | None = typer.Option(None, help="JSON file: task -> list of instructions (overrides)."),
+        workers: int = typer.Option(2, help="Parallel rollout processes."),
+        max_steps: int = typer.Option(400, help="Step limit per episode."),
+        seed: int = typer.Option(0, help="Run seed (evaluation seeds never overlap collection seeds)."),
+        videos: bool = typer.Option(True, help="Record a success and a failure video per task."),
+        as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
+    ) -> None:
+        """Roll a policy out in simulation; write report.json and report.html."""
+        import json
+
+        from rich.console import Console
+
+        from vla.eval.runner import evaluate
+
+        try:
+            report = evaluate(policy, suite=suite, episodes_per_task=episodes_per_task, out=out, split=split,
+                              instructions=instructions, workers=workers, max_steps=max_steps, seed=seed,
+                              videos=videos, progress=not as_json)
+        except (FileNotFoundError, ValueError) as e:
+            typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from e
+        if as_json:
+            slim = {k: v for k, v in report.items() if k != "per_episode"}
+            typer.echo(json.dumps(slim, indent=2))
+            return
+        print_success_table(report, Console())
+        typer.echo(f"report: {out / 'report.html'}")
+
+
+def print_success_table(report: dict, console) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{report['suite']} ({report['split']} instructions): mean success {report['success_rate']:.3f}")
+    t.add_column("task")
+    t.add_column("success", justify="right")
+    t.add_column("95% CI")
+    for task, r in report["tasks"].items():
+        t.add_row(task, f"{r['successes']}/{r['episodes']} = {r['success_rate']:.2f}",
+                  f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]")
+    console.print(t)
+    lat = report["latency_ms"]
+    console.print(f"latency: chunk p50 {lat['chunk_p50']:.2f} ms, p99 {lat['chunk_p99']:.2f} ms; "
+                  f"step p50 {lat['step_p50']:.2f} ms")

@@ -1,0 +1,209 @@
+"""evaluate(): roll a saved policy out on a simulator suite in parallel and write report.json/html."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from vla.data.atomic import write_json_atomic
+from vla.eval.metrics import percentile_ms, wilson_interval
+from vla.eval.rollout import RolloutJob, RolloutResult, init_worker, run_job
+
+SPLITS = ("train", "heldout")
+
+
+def resolve_policy_dir(path: str | Path) -> Path:
+    """Accept a policy folder or a training run folder (whose final policy is RUN/policy)."""
+    p = Path(path)
+    for cand in (p, p / "policy"):
+        if (cand / "config.json").is_file() and (cand / "model.safetensors").is_file():
+            return cand
+    raise FileNotFoundError(f"{p}: no policy here (expected config.json + model.safetensors in it or in {p}/policy)")
+
+
+def load_instruction_overrides(path: str | Path, tasks: list[str]) -> dict[str, list[str]]:
+    """Read a JSON file mapping task name -> list of instructions; every listed task must be known."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{p}: cannot read instructions JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: expected a JSON object mapping task name -> list of instructions")
+    out = {}
+    for task, items in data.items():
+        if task not in tasks:
+            raise ValueError(f"{p}: task {task!r} is not in the suite (tasks: {', '.join(tasks)})")
+        if not isinstance(items, list) or not items or not all(isinstance(s, str) and s.strip() for s in items):
+            raise ValueError(f"{p}: task {task!r}: expected a non-empty list of non-empty strings")
+        out[task] = items
+    return out
+
+
+def build_jobs(suite, episodes_per_task: int, split: str, seed: int,
+               overrides: dict[str, list[str]] | None = None) -> list[RolloutJob]:
+    """Evaluation episodes: seeds from the evaluation range; instructions cycle through the split."""
+    from vla.sim.seeds import evaluation_seed
+    from vla.sim.suites import mt50_tasks
+
+    all_tasks = mt50_tasks()
+    jobs = []
+    for task in suite.tasks:
+        instructions = (overrides or {}).get(task) or suite.instructions(task, split)
+        t_index = all_tasks.index(task)
+        for ep in range(episodes_per_task):
+            jobs.append(RolloutJob(task, ep, evaluation_seed(seed, t_index, ep), instructions[ep % len(instructions)]))
+    return jobs
+
+
+def evaluate(
+    policy: str | Path,
+    suite: str = "mt10",
+    episodes_per_task: int = 10,
+    out: str | Path = "eval",
+    split: str = "train",
+    instructions: str | Path | None = None,
+    workers: int = 2,
+    max_steps: int = 400,
+    seed: int = 0,
+    videos: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a saved policy; writes OUT/report.json, OUT/report.html and OUT/videos/. Returns the report."""
+    from vla.models import Policy
+    from vla.sim import make_suite
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if episodes_per_task < 1 or workers < 1 or max_steps < 1:
+        raise ValueError("episodes_per_task, workers and max_steps must be >= 1")
+    policy_dir = resolve_policy_dir(policy)
+    the_suite = make_suite(suite)
+    overrides = load_instruction_overrides(instructions, the_suite.tasks) if instructions else None
+    jobs = build_jobs(the_suite, episodes_per_task, split, seed, overrides)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    video_dir = out / "videos"
+    if videos and video_dir.exists():
+        for f in video_dir.glob("*.mp4"):
+            f.unlink()
+    meta_policy = Policy.from_pretrained(policy_dir)
+    policy_info = {
+        "path": str(policy_dir),
+        "params": meta_policy.num_parameters(),
+        "trainable_params": meta_policy.num_parameters(trainable_only=True),
+        "head": meta_policy.config.head,
+        "chunk": meta_policy.config.chunk,
+        "n_action_steps": meta_policy.config.n_action_steps,
+        "temporal_ensemble": meta_policy.config.temporal_ensemble,
+        "cameras": list(meta_policy.config.cameras),
+        "image_size": meta_policy.config.image_size,
+    }
+    del meta_policy
+
+    t0 = time.perf_counter()
+    results = _run(jobs, policy_dir, max_steps, video_dir if videos else None, workers, progress)
+    wall = time.perf_counter() - t0
+    report = _report(the_suite, split, episodes_per_task, seed, max_steps, workers, results, policy_info, wall,
+                     instructions)
+    if videos:
+        _prune_videos(report, video_dir)
+    write_json_atomic(out / "report.json", report)
+    from vla.eval.report_html import write_html_report
+
+    write_html_report(report, out / "report.html")
+    return report
+
+
+def _run(jobs: list[RolloutJob], policy_dir: Path, max_steps: int, video_dir: Path | None, workers: int,
+         progress: bool) -> list[RolloutResult]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    init = (str(policy_dir), max_steps, str(video_dir) if video_dir else None, threads)
+    results: list[RolloutResult] = []
+    columns = (TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("success {task.fields[sr]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, disable=not progress) as bar:
+        tid = bar.add_task("eval", total=len(jobs), sr="-")
+
+        def done(r: RolloutResult) -> None:
+            results.append(r)
+            sr = sum(x.success for x in results) / len(results)
+            bar.update(tid, advance=1, sr=f"{sr:.2f}")
+
+        if workers == 1:
+            init_worker(*init)
+            for job in jobs:
+                done(run_job(job))
+        else:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(workers, initializer=init_worker, initargs=init) as pool:
+                for r in pool.imap_unordered(run_job, jobs, chunksize=1):
+                    done(r)
+    return sorted(results, key=lambda r: (r.task, r.episode))
+
+
+def _report(suite, split, episodes_per_task, seed, max_steps, workers, results, policy_info, wall,
+            instructions_file) -> dict[str, Any]:
+    tasks: dict[str, Any] = {}
+    chunk_s, step_s = [], []
+    for task in suite.tasks:
+        rs = [r for r in results if r.task == task]
+        k = sum(r.success for r in rs)
+        lo, hi = wilson_interval(k, len(rs))
+        tasks[task] = {
+            "success_rate": k / len(rs),
+            "episodes": len(rs),
+            "successes": k,
+            "ci95": [lo, hi],
+            "mean_steps_to_success": (sum(r.success_step for r in rs if r.success) / k) if k else None,
+            "instructions": sorted({r.instruction for r in rs}),
+            "videos": {},
+        }
+        for r in rs:
+            chunk_s += r.chunk_s
+            step_s += r.step_s
+            if r.video and ("success" if r.success else "failure") not in tasks[task]["videos"]:
+                tasks[task]["videos"]["success" if r.success else "failure"] = f"videos/{r.video}"
+    mean = sum(t["success_rate"] for t in tasks.values()) / len(tasks)
+    total = len(results)
+    return {
+        "suite": suite.name,
+        "split": split,
+        "instructions_file": str(instructions_file) if instructions_file else None,
+        "episodes_per_task": episodes_per_task,
+        "success_rate": mean,
+        "episodes": total,
+        "tasks": tasks,
+        "latency_ms": {
+            "chunk_p50": percentile_ms(chunk_s, 50),
+            "chunk_p99": percentile_ms(chunk_s, 99),
+            "step_p50": percentile_ms(step_s, 50),
+            "step_p99": percentile_ms(step_s, 99),
+            "note": f"measured inside {workers} parallel rollout worker(s) sharing the machine",
+        },
+        "policy": policy_info,
+        "seed": seed,
+        "max_steps": max_steps,
+        "workers": workers,
+        "wall_time_s": wall,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "per_episode": [
+            {"task": r.task, "episode": r.episode, "seed": r.seed, "instruction": r.instruction, "success": r.success,
+             "steps": r.steps}
+            for r in results
+        ],
+    }
+
+
+def _prune_videos(report: dict[str, Any], video_dir: Path) -> None:
+    keep = {Path(v).name for t in report["tasks"].values() for v in t["videos"].values()}
+    for f in video_dir.glob("*.mp4"):
+        if f.name not in keep:
+            f.unlink()
