@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vla.data.formats.episode import ConversionError, SourceEpisode, Stream
+from vla.data.formats.episode import TASK_STREAM, ConversionError, SourceEpisode, Stream
 
 NormMode = Literal["minmax", "quantile", "meanstd"]
 DEFAULT_NORM_KEYS = ("action", "observation.state")
@@ -194,7 +194,7 @@ def align(ep: SourceEpisode, fps: float | None = None, offsets: dict[str, float]
         if len(tasks) > 1:  # per-frame instructions ride along as a held stream on the first stream's clock
             first = next(iter(streams.values()))
             task_stream = Stream(first.timestamps[: len(tasks)], list(tasks), "hold")
-        grid = output_grid(streams, target, offsets)
+        grid = output_grid({k: s for k, s in streams.items() if k != TASK_STREAM}, target, offsets)
         frames = {k: resample_stream(s, grid, offsets.get(k, 0.0)) for k, s in streams.items()}
         n = len(grid)
         if task_stream is not None:
@@ -203,12 +203,32 @@ def align(ep: SourceEpisode, fps: float | None = None, offsets: dict[str, float]
             task_list = [tasks[0] if tasks else ""] * n
         timestamps = np.arange(n, dtype=np.float64) / target
     for k, s in ep.streams.items():
+        if k == TASK_STREAM:
+            continue
         if s.encoded:
             frames[k] = np.stack([decode_image(b, f"{where}, {k}, frame {i}") for i, b in enumerate(frames[k])])
         elif not isinstance(frames[k], np.ndarray):
             frames[k] = np.asarray(frames[k])
     names = {k: s.names for k, s in ep.streams.items() if s.names}
+    if TASK_STREAM in frames:
+        task_list = [str(t) for t in frames.pop(TASK_STREAM)]
+    frames, names = _join_parts(frames, names)
     return AlignedEpisode(frames, task_list, float(target), ep.source, ep.provenance, timestamps, names)
+
+
+def _join_parts(frames: dict[str, Any], names: dict[str, list[str]]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Concatenate streams ``key#0, key#1, ...`` (several sources of one feature) along the last axis."""
+    parts: dict[str, list[str]] = {}
+    for k in frames:
+        if "#" in k:
+            parts.setdefault(k.split("#")[0], []).append(k)
+    for key, ks in parts.items():
+        ks.sort(key=lambda k: int(k.split("#")[1]))
+        arrays = [np.asarray(frames.pop(k)) for k in ks]
+        frames[key] = np.concatenate([a.reshape(len(a), -1) for a in arrays], axis=1)
+        if all(k in names for k in ks):
+            names[key] = [n for k in ks for n in names.pop(k)]
+    return frames, names
 
 
 # -- statistics and normalization ---------------------------------------------------------------
@@ -425,11 +445,13 @@ def stats_pass(episodes: Iterable[dict[str, np.ndarray]], config: StandardizeCon
 
 
 def standardize_dataset(src: str | Path, dst: str | Path, config: StandardizeConfig,
-                        provenance: dict[str, Any] | None = None, progress: bool = False) -> Path:
-    """Read a store dataset (ours or LeRobot), standardize every episode, write a new dataset at `dst`."""
+                        provenance: str | Path | dict[str, Any] | None = None, progress: Any = None) -> Any:
+    """Read a store dataset (ours or LeRobot), standardize every episode, write a new one at `dst`.
+
+    Returns the `ConvertReport`. Provenance stored in `src` is kept; `provenance` adds to it."""
     from vla.data.formats.convert import convert_reader
     from vla.data.formats.lerobot import LeRobotReader
 
     reader = LeRobotReader(Path(src), decode_images=True)
-    return convert_reader(reader, Path(dst), provenance=provenance, standardize=config, workers=1,
-                          progress=progress)
+    return convert_reader(reader, Path(dst), provenance=provenance, standardize=config, progress=progress,
+                          src=str(src))

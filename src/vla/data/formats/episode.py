@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 Interp = Literal["linear", "hold", "image"]
+TASK_STREAM = "__task__"  # optional stream of per-sample instructions (held); `align` turns it into tasks
 
 
 class ConversionError(RuntimeError):
