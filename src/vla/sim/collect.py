@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vla.sim import seeds
-from vla.sim.env import CONTROL_RATE_HZ, DEFAULT_CAMERAS, DEFAULT_IMAGE_SIZE
+from vla.sim.defaults import CONTROL_RATE_HZ, DEFAULT_CAMERAS, DEFAULT_IMAGE_SIZE
 from vla.sim.experts import expert_id
 from vla.sim.rollout import ExpertEpisode, init_worker, worker_episode
 from vla.sim.suites import Suite, make_suite

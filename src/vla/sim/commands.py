@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from vla.sim.env import DEFAULT_CAMERAS, DEFAULT_IMAGE_SIZE
+from vla.sim.defaults import DEFAULT_CAMERAS, DEFAULT_IMAGE_SIZE
 
 
 def _metaworld(

@@ -15,19 +15,19 @@ Fixes over plain metaworld:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import mujoco  # vla.sim's __init__ has set MUJOCO_GL=egl before this import
 import numpy as np
 
+from vla.sim.defaults import CONTROL_RATE_HZ, DEFAULT_CAMERAS, DEFAULT_IMAGE_SIZE
 from vla.sim.experts import expert_id, make_expert
 from vla.sim.render import CameraRenderer
 from vla.sim.suites import load_instructions, mt50_tasks
 
-DEFAULT_CAMERAS: tuple[str, ...] = ("corner2", "gripperPOV")
-DEFAULT_IMAGE_SIZE = 128
-CONTROL_RATE_HZ = 80.0  # metaworld: timestep 0.0025 s x frame_skip 5 = 12.5 ms per step
+__all__ = ["CONTROL_RATE_HZ", "DEFAULT_CAMERAS", "DEFAULT_IMAGE_SIZE", "MetaWorldEnv"]
 
 
 def _instruction_rng(seed: int) -> np.random.Generator:
@@ -126,7 +126,9 @@ class MetaWorldEnv:
         """The scripted expert's action for the current state, float32[4] in [-1, 1]."""
         if self._full_obs is None:
             raise RuntimeError("call reset() before expert_action()")
-        a = np.asarray(self._expert.get_action(self._full_obs), dtype=np.float32)
+        with warnings.catch_warnings():  # the experts' gains saturate on purpose; actions are clipped
+            warnings.simplefilter("ignore", UserWarning)
+            a = np.asarray(self._expert.get_action(self._full_obs), dtype=np.float32)
         return np.clip(a, -1.0, 1.0)
 
     def close(self) -> None:

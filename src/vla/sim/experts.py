@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
-
-# The experts' proportional gains saturate on purpose (actions are clipped); silence the nag.
-warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
 
 
 def expert_class(task: str) -> type:
