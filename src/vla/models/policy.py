@@ -1,0 +1,254 @@
+"""Policy: images + state + instruction -> a chunk of actions, with normalization and save/load.
+
+Token sequence fed to the transformer: [language tokens | image tokens per camera | state token |
+H action readout tokens]; the action head reads the readout tokens. Inputs arrive in robot units and
+are normalized inside (stats in normalization.json); predictions leave in robot units.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .action_queue import ActionQueue, TemporalEnsembler
+from .backbone import Transformer
+from .config import PolicyConfig
+from .heads import build_head
+from .image_ops import random_shift, resize, to_float_nchw
+from .language import FrozenTextEncoder, get_text_encoder
+from .normalize import NormalizationStats, Normalizer
+from .serialization import PolicyLoadError, describe_keys, read_policy_folder, write_policy_folder
+from .vision_conv import ConvEncoder
+from .vision_hf import HFVisionEncoder
+
+
+class AttentionPool(nn.Module):
+    """A learned query attends over the language tokens -> one conditioning vector [B, d]."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = (tokens @ self.query) / math.sqrt(tokens.shape[-1])
+        scores = scores.masked_fill(~mask, float("-inf"))
+        return self.norm((scores.softmax(-1)[..., None] * tokens).sum(1))
+
+
+class Policy(nn.Module):
+    """Vision-language-action policy (see module docstring); ``forward(batch)`` -> dict of losses."""
+
+    def __init__(self, config: PolicyConfig, normalization: NormalizationStats | dict[str, Any]) -> None:
+        super().__init__()
+        config.validate()
+        if not isinstance(normalization, NormalizationStats):
+            normalization = (NormalizationStats.from_dict(normalization) if "state" in normalization
+                             else NormalizationStats.from_dataset_stats(normalization))
+        if normalization.state_dim != config.state_dim or normalization.action_dim != config.action_dim:
+            raise ValueError(f"normalization stats are for state_dim={normalization.state_dim}, "
+                             f"action_dim={normalization.action_dim}; config has {config.state_dim}, "
+                             f"{config.action_dim}")
+        self.config = config
+        d = config.d_model
+        self.normalizer = Normalizer(normalization, config.state_norm)
+        text = get_text_encoder(config.language_encoder, config.language_path)
+        self.__dict__["_text"] = text  # plain attribute: never in state_dict, .to(), or DDP
+        self.lang_proj = nn.Linear(text.dim, d)
+        self.lang_pos = nn.Parameter(torch.randn(config.max_instruction_tokens, d) * 0.02)
+        self.lang_pool = AttentionPool(d)
+        n_enc = 1 if config.share_vision_encoder else len(config.cameras)
+        self.vision = nn.ModuleList(self._build_vision() for _ in range(n_enc))
+        self.camera_emb = nn.Parameter(torch.randn(len(config.cameras), d) * 0.02)
+        self.state_proj = nn.Linear(config.state_dim, d)
+        self.readouts = nn.Parameter(torch.randn(config.chunk, d) * 0.02)
+        self.backbone = Transformer(d, config.layers, config.heads, config.mlp_ratio, config.dropout)
+        self.head = build_head(config.head, d, config.action_dim, config.chunk)
+        self._selector = self._build_selector()
+
+    # ---- construction --------------------------------------------------------------------------------
+    def _build_vision(self) -> nn.Module:
+        c = self.config
+        if c.vision_encoder == "conv":
+            return ConvEncoder(c.d_model, c.vision_widths, c.vision_blocks, c.vision_grid, c.vision_keypoints,
+                               c.keypoint_tokens, c.d_model if c.film else None, c.vision_stem_stride,
+                               c.keypoint_stage)
+        return HFVisionEncoder(c.vision_path, c.d_model, c.vision_grid, frozen=c.vision_frozen)
+
+    def _build_selector(self) -> ActionQueue | TemporalEnsembler:
+        c = self.config
+        if c.temporal_ensemble is not None:
+            return TemporalEnsembler(c.temporal_ensemble, c.chunk)
+        return ActionQueue(c.n_action_steps)
+
+    @property
+    def text_encoder(self) -> FrozenTextEncoder:
+        return self.__dict__["_text"]
+
+    @property
+    def stats(self) -> NormalizationStats:
+        return self.normalizer.stats
+
+    @property
+    def device(self) -> torch.device:
+        return self.readouts.device
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ---- model ---------------------------------------------------------------------------------------
+    def encode(self, images: dict[str, torch.Tensor], state: torch.Tensor, instructions: list[str]) -> torch.Tensor:
+        """Backbone features of the action readout tokens [B, H, d]."""
+        c = self.config
+        b = state.shape[0]
+        feats, lmask = self.text_encoder.encode(list(instructions), c.max_instruction_tokens)
+        feats, lmask = feats.to(self.device), lmask.to(self.device)
+        lang = self.lang_proj(feats) + self.lang_pos[: feats.shape[1]]
+        cond = self.lang_pool(lang, lmask)
+        pixels = []
+        for cam in c.cameras:
+            img = images[cam]
+            if self.training and c.augment_shift:
+                img = random_shift(img, c.augment_shift)
+            pixels.append(resize(to_float_nchw(img), c.image_size))
+        cam_tokens: list[torch.Tensor] = []
+        if len(self.vision) == 1:
+            conds = torch.cat([cond + self.camera_emb[i] for i in range(len(c.cameras))])
+            out = self.vision[0](torch.cat(pixels), conds)
+            cam_tokens = list(out.split(b))
+        else:
+            cam_tokens = [enc(x, cond + self.camera_emb[i]) for i, (enc, x) in enumerate(zip(self.vision, pixels,
+                                                                                                strict=True))]
+        cam_tokens = [t + self.camera_emb[i] for i, t in enumerate(cam_tokens)]
+        state_tok = self.state_proj(self.normalizer.state(state.float()))[:, None]
+        readouts = self.readouts[None].expand(b, -1, -1)
+        seq = torch.cat([lang, *cam_tokens, state_tok, readouts], dim=1)
+        key_mask = torch.cat([lmask, torch.ones(b, seq.shape[1] - lmask.shape[1], dtype=torch.bool,
+                                                device=self.device)], dim=1)
+        return self.backbone(seq, key_mask)[:, -c.chunk:]
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Training losses for a batch in robot units (see docs/contracts.md); "loss" is optimized."""
+        self._check_batch(batch)
+        action = batch["action"].to(self.device).float()
+        mask = batch.get("action_mask")
+        mask = (torch.ones(action.shape[:2], dtype=torch.bool, device=self.device) if mask is None
+                else mask.to(self.device).bool())
+        images = {cam: batch["images"][cam].to(self.device) for cam in self.config.cameras}
+        features = self.encode(images, batch["state"].to(self.device), batch["instruction"])
+        return self.head.loss(features, self.normalizer.action(action), mask)
+
+    @torch.inference_mode()
+    def predict_chunks(self, images: dict[str, torch.Tensor], state: torch.Tensor,
+                       instructions: list[str]) -> torch.Tensor:
+        """Batched inference in eval behaviour (no augmentation, no dropout): [B, H, A] robot units."""
+        was_training = self.training
+        self.eval()
+        try:
+            features = self.encode({k: v.to(self.device) for k, v in images.items()},
+                                   state.to(self.device), instructions)
+            return self.normalizer.unaction(self.head.predict(features).float())
+        finally:
+            self.train(was_training)
+
+    def predict_chunk(self, obs: dict[str, Any]) -> np.ndarray:
+        """One observation dict -> np.ndarray float32 [H, A] in robot units."""
+        images, state, instruction = self._check_obs(obs)
+        chunk = self.predict_chunks({k: v[None] for k, v in images.items()}, state[None], [instruction])
+        return chunk[0].cpu().numpy().astype(np.float32)
+
+    def select_action(self, obs: dict[str, Any]) -> np.ndarray:
+        """Next action (float32 [A], robot units) from the action queue or the temporal ensembler."""
+        return np.asarray(self._selector.next(lambda: self.predict_chunk(obs)), dtype=np.float32)
+
+    def reset(self) -> None:
+        """Forget queued actions / past chunks (call at the start of every episode)."""
+        self._selector.reset()
+
+    # ---- validation ----------------------------------------------------------------------------------
+    def _check_batch(self, batch: dict[str, Any]) -> None:
+        c = self.config
+        missing = [k for k in ("images", "state", "instruction", "action") if k not in batch]
+        if missing:
+            raise KeyError(f"batch is missing {missing} (has {sorted(batch)})")
+        cams = [cam for cam in c.cameras if cam not in batch["images"]]
+        if cams:
+            raise KeyError(f"batch['images'] is missing camera(s) {cams} (has {sorted(batch['images'])})")
+        state, action = batch["state"], batch["action"]
+        b = state.shape[0]
+        if state.ndim != 2 or state.shape[1] != c.state_dim:
+            raise ValueError(f"batch['state']: expected [B, {c.state_dim}], got {tuple(state.shape)}")
+        if tuple(action.shape) != (b, c.chunk, c.action_dim):
+            raise ValueError(f"batch['action']: expected [{b}, {c.chunk}, {c.action_dim}], got {tuple(action.shape)}")
+        if "action_mask" in batch and tuple(batch["action_mask"].shape) != (b, c.chunk):
+            raise ValueError(f"batch['action_mask']: expected [{b}, {c.chunk}], got "
+                             f"{tuple(batch['action_mask'].shape)}")
+        if len(batch["instruction"]) != b:
+            raise ValueError(f"batch['instruction']: expected {b} strings, got {len(batch['instruction'])}")
+        for cam in c.cameras:
+            img = batch["images"][cam]
+            if img.dtype != torch.uint8 or img.ndim != 4 or img.shape[0] != b or img.shape[-1] != 3:
+                raise ValueError(f"batch['images'][{cam!r}]: expected uint8 [{b}, H, W, 3], got "
+                                 f"{img.dtype} {tuple(img.shape)}")
+
+    def _check_obs(self, obs: dict[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor, str]:
+        c = self.config
+        if not isinstance(obs, dict):
+            raise TypeError(f"observation: expected a dict, got {type(obs).__name__}")
+        missing = [k for k in ("images", "state", "instruction") if k not in obs]
+        if missing:
+            raise KeyError(f"observation is missing {missing} (has {sorted(obs)})")
+        cams = [cam for cam in c.cameras if cam not in obs["images"]]
+        if cams:
+            raise KeyError(f"observation['images'] is missing camera(s) {cams} (has {sorted(obs['images'])})")
+        images = {}
+        for cam in c.cameras:
+            img = np.asarray(obs["images"][cam])
+            if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
+                raise ValueError(f"observation['images'][{cam!r}]: expected uint8 HxWx3, got {img.dtype} {img.shape}")
+            images[cam] = torch.from_numpy(np.ascontiguousarray(img))
+        state = np.asarray(obs["state"], dtype=np.float32)
+        if state.shape != (c.state_dim,):
+            raise ValueError(f"observation['state']: expected shape ({c.state_dim},), got {state.shape}")
+        instruction = obs["instruction"]
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise ValueError(f"observation['instruction']: expected a non-empty string, got {instruction!r}")
+        return images, torch.from_numpy(state), instruction
+
+    # ---- save / load ---------------------------------------------------------------------------------
+    def _external_prefixes(self) -> list[str]:
+        """State-dict prefixes not saved: frozen pretrained vision towers (reloaded from their path)."""
+        if self.config.vision_encoder == "hf" and self.config.vision_frozen:
+            return [f"vision.{i}.tower." for i in range(len(self.vision))]
+        return []
+
+    def save(self, folder: str | Path) -> Path:
+        """Write config.json, model.safetensors and normalization.json (each atomically)."""
+        folder = Path(folder)
+        skip = tuple(self._external_prefixes())
+        tensors = {k: v for k, v in self.state_dict().items() if not (skip and k.startswith(skip))}
+        write_policy_folder(folder, self.config, tensors, self.stats)
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> Policy:
+        """Load a folder written by ``save``; a missing/corrupt/inconsistent file raises PolicyLoadError."""
+        config, tensors, stats = read_policy_folder(folder)
+        policy = cls(config, stats)
+        skip = tuple(policy._external_prefixes())
+        expected = {k for k in policy.state_dict() if not (skip and k.startswith(skip))}
+        missing = sorted(expected - set(tensors))
+        unexpected = sorted(set(tensors) - expected)
+        if missing or unexpected:
+            raise PolicyLoadError(f"{Path(folder) / 'model.safetensors'} does not match config.json: "
+                                  f"missing [{describe_keys(missing)}], unexpected [{describe_keys(unexpected)}]")
+        try:
+            policy.load_state_dict(tensors, strict=not skip)
+        except RuntimeError as exc:
+            raise PolicyLoadError(f"{Path(folder) / 'model.safetensors'}: {exc}") from exc
+        return policy.to(device).eval()

@@ -1,0 +1,102 @@
+"""Policy folder I/O: config.json + model.safetensors + normalization.json, atomic, no pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ConfigError, PolicyConfig
+from .normalize import NormalizationStats
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+NORMALIZATION_FILE = "normalization.json"
+POLICY_FILES = (CONFIG_FILE, WEIGHTS_FILE, NORMALIZATION_FILE)
+
+
+class PolicyLoadError(ValueError):
+    """A policy folder is missing, incomplete, corrupt or inconsistent."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """safetensors file written atomically (temp + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_policy_folder(folder: Path, config: PolicyConfig, tensors: dict[str, torch.Tensor],
+                        stats: NormalizationStats) -> None:
+    """Write the three files, each atomically; weights first so config.json marks a complete folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_save_tensors(folder / WEIGHTS_FILE, tensors, metadata={"format": "pt", "producer": "vla"})
+    atomic_write_text(folder / NORMALIZATION_FILE, stats.to_json())
+    atomic_write_text(folder / CONFIG_FILE, config.to_json())
+
+
+def read_policy_folder(folder: str | Path) -> tuple[PolicyConfig, dict[str, torch.Tensor], NormalizationStats]:
+    """Read and validate a policy folder; every failure raises PolicyLoadError naming the file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PolicyLoadError(f"policy folder {str(folder)!r} does not exist")
+    missing = [name for name in POLICY_FILES if not (folder / name).is_file()]
+    if missing:
+        raise PolicyLoadError(f"policy folder {str(folder)!r} is missing {missing} (needs {list(POLICY_FILES)})")
+    try:
+        config = PolicyConfig.from_json((folder / CONFIG_FILE).read_text())
+    except ConfigError as exc:
+        raise PolicyLoadError(f"{folder / CONFIG_FILE}: {exc}") from exc
+    try:
+        stats = NormalizationStats.from_json((folder / NORMALIZATION_FILE).read_text())
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise PolicyLoadError(f"{folder / NORMALIZATION_FILE}: {exc}") from exc
+    if stats.state_dim != config.state_dim or stats.action_dim != config.action_dim:
+        raise PolicyLoadError(
+            f"{folder / NORMALIZATION_FILE}: stats are for state_dim={stats.state_dim}, "
+            f"action_dim={stats.action_dim}; config.json says {config.state_dim}, {config.action_dim}")
+    try:
+        tensors = load_file(str(folder / WEIGHTS_FILE))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise PolicyLoadError(f"{folder / WEIGHTS_FILE}: not a readable safetensors file ({exc})") from exc
+    return config, tensors, stats
+
+
+def describe_keys(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def json_dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True)
