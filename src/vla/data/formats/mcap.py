@@ -284,7 +284,7 @@ class McapReader(Reader):
                 continue
             tasks = self._tasks(instr_series, start, end, t0, marker_task, file_task, streams)
             source = dict(base, episode_in_file=ei) if self.marker else base
-            episodes.append(SourceEpisode(streams, tasks, None, source, dict(prov), streams_aligned=False))
+            episodes.append(SourceEpisode(streams, tasks, self.info.fps, source, dict(prov), streams_aligned=False))
         return episodes
 
     def _value(self, msg: Any, schema: Any, key: str, spec: dict[str, Any], where: str) -> Any:
