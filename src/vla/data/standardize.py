@@ -12,7 +12,8 @@ Order of operations, applied per episode (`standardize_episode`), then dataset-w
    - gripper and discrete signals (``interp="hold"``, or ``hold_dims`` of a vector, or the
      ``binarize_gripper`` dim): zero-order hold, the latest sample at or before ``t_k``;
    - images (``interp="image"``): nearest-earlier frame selection, the latest frame at or before ``t_k``
-     (a frame is never shown before it was captured). Encoded frames are decoded only when selected.
+     (a frame is never shown before it was captured; stamps within 0.1 ms count as equal, which absorbs
+     float32 timestamps). Encoded frames are decoded only when selected.
 
    An episode already on a common time base at the requested rate is passed through unchanged.
 3. **Gripper binarization** (``binarize_gripper=DIM``): action dim DIM snaps to the nearer of its two
@@ -120,9 +121,12 @@ def output_grid(streams: dict[str, Stream], fps: float, offsets: dict[str, float
     return t0 + np.arange(n, dtype=np.float64) / fps
 
 
+TIME_TOLERANCE = 1e-4  # s: a sample stamped this close after a grid time counts as at it (float32 stamps)
+
+
 def earlier_index(t: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Index of the latest sample at or before each grid time (first sample if none)."""
-    idx = np.searchsorted(t, grid + 1e-9, side="right") - 1
+    """Index of the latest sample at or before each grid time, within `TIME_TOLERANCE` (first if none)."""
+    idx = np.searchsorted(t, grid + TIME_TOLERANCE, side="right") - 1
     return np.clip(idx, 0, len(t) - 1)
 
 
@@ -448,10 +452,12 @@ def standardize_dataset(src: str | Path, dst: str | Path, config: StandardizeCon
                         provenance: str | Path | dict[str, Any] | None = None, progress: Any = None) -> Any:
     """Read a store dataset (ours or LeRobot), standardize every episode, write a new one at `dst`.
 
-    Returns the `ConvertReport`. Provenance stored in `src` is kept; `provenance` adds to it."""
+    Returns the `ConvertReport`. Provenance stored in `src` is kept; `provenance` adds to it. Cameras keep
+    their storage (video or PNG images)."""
     from vla.data.formats.convert import convert_reader
     from vla.data.formats.lerobot import LeRobotReader
 
     reader = LeRobotReader(Path(src), decode_images=True)
+    videos = any(spec.get("dtype") == "video" for spec in reader.info.features.values())
     return convert_reader(reader, Path(dst), provenance=provenance, standardize=config, progress=progress,
-                          src=str(src))
+                          src=str(src), use_videos=videos)
