@@ -1,0 +1,152 @@
+"""Training cache: camera frames decoded and resized once into memory-mapped uint8 .npy arrays.
+
+Keyed by a hash of (dataset fingerprint, cameras, image size, cache format); a cache is reused until
+one of those changes. Built in a temporary folder and renamed into place, so a crash never leaves a
+cache that looks complete. Low-dimensional arrays (state, action, episode bounds, instruction ids)
+are cached beside the images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vla.models.image_ops import resize_uint8
+
+CACHE_FORMAT = 1
+STATE_KEY = "observation.state"
+ACTION_KEY = "action"
+
+
+def camera_key(camera: str) -> str:
+    return f"observation.images.{camera}"
+
+
+def dataset_fingerprint(root: Path) -> str:
+    """Hash of every file's relative path, size and mtime under the dataset folder."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def cache_key(root: Path, cameras: list[str], image_size: int, max_episodes: int | None) -> str:
+    spec = {"fingerprint": dataset_fingerprint(root), "cameras": list(cameras), "image_size": image_size,
+            "max_episodes": max_episodes, "format": CACHE_FORMAT}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+
+
+@dataclass
+class TrainingCache:
+    """Arrays over all N frames: images[cam] uint8 [N, S, S, 3] (memory-mapped), state [N, D],
+    action [N, A], episode_end [N] (exclusive global end of the frame's episode), instruction_id [N]
+    indexing ``instructions``."""
+
+    root: Path
+    images: dict[str, np.ndarray]
+    state: np.ndarray
+    action: np.ndarray
+    episode_end: np.ndarray
+    instruction_id: np.ndarray
+    instructions: list[str]
+    meta: dict
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.state.shape[0])
+
+    @classmethod
+    def load(cls, root: Path) -> TrainingCache:
+        meta = json.loads((root / "meta.json").read_text())
+        images = {cam: np.load(root / f"images_{cam}.npy", mmap_mode="r") for cam in meta["cameras"]}
+        arr = {name: np.load(root / f"{name}.npy", allow_pickle=False)
+               for name in ("state", "action", "episode_end", "instruction_id")}
+        return cls(root, images, arr["state"], arr["action"], arr["episode_end"], arr["instruction_id"],
+                   list(meta["instructions"]), meta)
+
+
+def _instructions_of(ds, index: int, cols: dict[str, np.ndarray]) -> list[str]:
+    length = ds.episode(index).length
+    if "task_index" in cols and len(ds.tasks):
+        return [ds.tasks[int(t)] for t in cols["task_index"]]
+    tasks = ds.episode(index).tasks
+    if not tasks:
+        raise ValueError(f"episode {index} has no task/instruction")
+    return [tasks[0]] * length
+
+
+def build_cache(dataset_path: str | Path, cameras: list[str], image_size: int, cache_dir: str | Path,
+                max_episodes: int | None = None, progress: Callable[[int, int], None] | None = None) -> TrainingCache:
+    """Return the cache for these settings, building it first if needed."""
+    from vla.data import Dataset
+
+    root = Path(dataset_path)
+    ds = Dataset.open(root)
+    missing = [c for c in cameras if camera_key(c) not in ds.camera_keys]
+    if missing:
+        raise ValueError(f"dataset {str(root)!r} has no camera(s) {missing}; its cameras: "
+                         f"{[k.removeprefix('observation.images.') for k in ds.camera_keys]}")
+    for key in (STATE_KEY, ACTION_KEY):
+        if key not in ds.features:
+            raise ValueError(f"dataset {str(root)!r} has no {key!r} feature (has {sorted(ds.features)})")
+    key = cache_key(root, cameras, image_size, max_episodes)
+    final = Path(cache_dir) / key
+    if (final / "meta.json").is_file():
+        return TrainingCache.load(final)
+    episodes = [e.index for e in ds.episodes][: max_episodes or None]
+    lengths = [ds.episode(e).length for e in episodes]
+    total = int(sum(lengths))
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir))
+    try:
+        mmaps = {cam: np.lib.format.open_memmap(tmp / f"images_{cam}.npy", mode="w+", dtype=np.uint8,
+                                                shape=(total, image_size, image_size, 3)) for cam in cameras}
+        states, actions, ends, instr_ids = [], [], [], []
+        instructions: dict[str, int] = {}
+        start = 0
+        for n, (e, length) in enumerate(zip(episodes, lengths, strict=True)):
+            cols = ds.episode_columns(e)
+            states.append(np.asarray(cols[STATE_KEY], dtype=np.float32).reshape(length, -1))
+            actions.append(np.asarray(cols[ACTION_KEY], dtype=np.float32).reshape(length, -1))
+            ends.append(np.full(length, start + length, dtype=np.int64))
+            instr_ids.append(np.array([instructions.setdefault(t, len(instructions))
+                                       for t in _instructions_of(ds, e, cols)], dtype=np.int32))
+            for cam in cameras:
+                frames = ds.episode_images(e, camera_key(cam))
+                if frames.shape[0] != length:
+                    raise ValueError(f"episode {e}, camera {cam}: {frames.shape[0]} frames, expected {length}")
+                mmaps[cam][start:start + length] = resize_uint8(torch.from_numpy(frames), image_size).numpy()
+            start += length
+            if progress:
+                progress(n + 1, len(episodes))
+        for arr in mmaps.values():
+            arr.flush()
+        del mmaps
+        for name, parts in (("state", states), ("action", actions), ("episode_end", ends),
+                            ("instruction_id", instr_ids)):
+            np.save(tmp / f"{name}.npy", np.concatenate(parts), allow_pickle=False)
+        meta = {"format": CACHE_FORMAT, "dataset": str(root.resolve()), "cameras": list(cameras),
+                "image_size": image_size, "num_frames": total, "num_episodes": len(episodes),
+                "instructions": sorted(instructions, key=instructions.__getitem__), "fps": ds.fps}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished the same cache first
+            if not (final / "meta.json").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return TrainingCache.load(final)

@@ -1,0 +1,35 @@
+"""CLI: ``vla train --dataset DIR --out RUN [--config FILE] [key=value ...] [--resume]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` command to the ``vla`` app."""
+
+    @app.command("train", context_settings={"allow_extra_args": False})
+    def train_command(
+        overrides: list[str] = typer.Argument(None, help="key=value settings, e.g. steps=20000 policy.d_model=192"),
+        dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (LeRobot v3.0 / v2.1 layout)."),
+        out: Path = typer.Option(..., "--out", help="Run folder: metrics, checkpoints, final policy."),
+        config: Path | None = typer.Option(None, "--config", help="JSON or YAML file of train settings."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
+    ) -> None:
+        """Train a policy on a dataset (runs under torchrun for several processes)."""
+        import json
+
+        from vla.models.config import ConfigError
+        from vla.train.config import make_config
+        from vla.train.loop import train
+
+        try:
+            cfg = make_config(dataset, out, config, overrides or [])
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        run = train(cfg, resume=resume)
+        summary = run / "summary.json"
+        if summary.is_file():
+            typer.echo(json.dumps(json.loads(summary.read_text()), indent=2))

@@ -1,0 +1,137 @@
+"""TrainConfig: what a training run does, loaded from JSON/YAML and ``key=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vla.models.config import ConfigError, PolicyConfig
+
+_POLICY_FIELDS = {f.name for f in dataclasses.fields(PolicyConfig)}
+
+
+@dataclass
+class TrainConfig:
+    """One training run. ``batch_size`` is per process (global batch = batch_size x world size).
+
+    ``policy`` holds PolicyConfig fields to set (state_dim/action_dim come from the dataset).
+    ``cache_dir`` (default: $VLA_CACHE_DIR, else RUN/cache) holds the decoded image cache; point
+    several runs at one folder to share it.
+    """
+
+    dataset: str = ""
+    out: str = ""
+    policy: dict[str, Any] = field(default_factory=dict)
+    steps: int = 15000
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 1e-2
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 2000
+    keep_checkpoints: int = 2
+    eval_every: int = 0
+    cache_dir: str | None = None
+    num_threads: int | None = None
+    bf16: bool | None = None
+    device: str = "auto"
+    prefetch: int = 6
+    max_episodes: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "prefetch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
+        for name in ("warmup_steps", "eval_every", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name}: expected an integer >= 0, got {value!r}")
+        if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("lr > 0, weight_decay >= 0 and grad_clip >= 0 (0 disables clipping)")
+        if not 0 <= self.ema_decay < 1 or not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("ema_decay in [0, 1) and min_lr_ratio in [0, 1]")
+        if not isinstance(self.policy, dict):
+            raise ConfigError("policy: expected a mapping of PolicyConfig fields")
+        unknown = sorted(set(self.policy) - _POLICY_FIELDS)
+        if unknown:
+            raise ConfigError(f"policy: unknown key(s) {unknown}; known keys: {sorted(_POLICY_FIELDS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"train config: unknown key(s) {unknown}; known keys: {sorted(known)} "
+                              f"(policy fields go under 'policy' or as policy.<name>=...)")
+        return cls(**data)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON (.json) or YAML (.yaml/.yml) mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot parse ({exc})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``key=value`` strings (values parsed as YAML: 1e-3, true, null, [a, b]) applied to a dict.
+
+    ``policy.<field>=v`` sets a policy field; a bare PolicyConfig field name (``d_model=192``) too.
+    """
+    out = {**data, "policy": dict(data.get("policy") or {})}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: cannot parse value ({exc})") from exc
+        if key.startswith("policy."):
+            out["policy"][key.removeprefix("policy.")] = value
+        elif key in train_fields and key != "policy":
+            out[key] = value
+        elif key in _POLICY_FIELDS:
+            out["policy"][key] = value
+        else:
+            raise ConfigError(f"override {item!r}: unknown key {key!r}; train keys: {sorted(train_fields)}, "
+                              f"policy keys: {sorted(_POLICY_FIELDS)}")
+    return out
+
+
+def make_config(dataset: str | Path, out: str | Path, config_file: str | Path | None = None,
+                overrides: list[str] | None = None) -> TrainConfig:
+    """TrainConfig from an optional file, then overrides, then the --dataset/--out paths."""
+    data = load_config_file(config_file) if config_file else {}
+    data = apply_overrides(data, list(overrides or []))
+    data["dataset"], data["out"] = str(dataset), str(out)
+    return TrainConfig.from_dict(data)

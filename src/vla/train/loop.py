@@ -1,0 +1,231 @@
+"""The training loop: cache -> batches -> Policy losses -> AdamW/EMA, logs, checkpoints, final policy.
+
+Single process or under torchrun (DistributedDataParallel; rank 0 alone logs, plots and saves).
+On CPU a run is bit-exactly resumable: the batch and the torch RNG seed of every step depend only on
+(seed, rank, step), and the checkpoint holds weights, EMA, AdamW state and RNG state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from vla.models import NormalizationStats, Policy, PolicyConfig
+from vla.models.serialization import atomic_write_text
+
+from . import distributed
+from .cache import TrainingCache, build_cache
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .metrics import MetricsLog
+from .optim import EMA, adamw, lr_at
+from .sampler import BatchSampler, Prefetcher
+
+EvalFn = Callable[[Policy, int], dict[str, Any] | None]
+
+
+def _cache_dir(config: TrainConfig, run: Path) -> Path:
+    return Path(config.cache_dir or os.environ.get("VLA_CACHE_DIR") or run / "cache")
+
+
+def _prepare_cache(config: TrainConfig, pcfg: dict[str, Any], run: Path, info: distributed.DistInfo) -> TrainingCache:
+    cameras = list(pcfg.get("cameras", PolicyConfig().cameras))
+    size = int(pcfg.get("image_size", PolicyConfig().image_size))
+    args = (config.dataset, cameras, size, _cache_dir(config, run), config.max_episodes)
+    if info.is_main:
+        bar = None
+        if config.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(desc="cache", unit="episode", leave=False)
+
+        def progress(done: int, total: int) -> None:
+            if bar is not None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+        cache = build_cache(*args, progress=progress)
+        if bar is not None:
+            bar.close()
+    distributed.barrier(info)
+    if not info.is_main:
+        cache = build_cache(*args)
+    return cache
+
+
+def _policy_config(config: TrainConfig, cache: TrainingCache) -> PolicyConfig:
+    fields = {**config.policy, "state_dim": int(cache.state.shape[1]), "action_dim": int(cache.action.shape[1])}
+    return PolicyConfig.from_dict(fields)
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, step, 7]).generate_state(1)[0])
+
+
+def train(config: TrainConfig, eval_fn: EvalFn | None = None, resume: bool = False) -> Path:
+    """Train a policy; returns the run folder (RUN/policy holds the final EMA policy).
+
+    ``eval_fn(policy, step)`` (optional, rank 0, every ``eval_every`` steps and at the end) gets the
+    EMA policy in eval mode and may return metrics, logged with an "eval/" prefix.
+    """
+    config.validate()
+    if not config.dataset or not config.out:
+        raise ValueError("train: config.dataset and config.out are required")
+    info = distributed.setup(config.device)
+    try:
+        return _train(config, eval_fn, resume, info)
+    finally:
+        distributed.teardown(info)
+
+
+def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: distributed.DistInfo) -> Path:
+    run = Path(config.out)
+    if not resume and (run / "checkpoints").exists():
+        raise FileExistsError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+    distributed.barrier(info)
+    if info.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    elif info.local_world_size > 1 and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
+    torch.manual_seed(config.seed)
+
+    cache = _prepare_cache(config, config.policy, run, info)
+    pcfg = _policy_config(config, cache)
+    stats = NormalizationStats.from_arrays(cache.state, cache.action)
+    policy = Policy(pcfg, stats).to(info.device)
+    policy.train()
+    optimizer = adamw(policy, config.lr, config.weight_decay)
+    ema = EMA(policy, config.ema_decay)
+    start = 0
+    if resume:
+        ckpt = latest_checkpoint(run)
+        if ckpt is None:
+            raise FileNotFoundError(f"--resume: no complete checkpoint under {run / 'checkpoints'}")
+        start = load_checkpoint(ckpt, policy, ema, optimizer)
+    if info.is_main:
+        atomic_write_text(run / "train_config.json", json.dumps(config.to_dict(), indent=2))
+    model: torch.nn.Module = policy
+    if info.enabled:
+        unused = pcfg.vision_encoder == "hf" and not pcfg.vision_frozen
+        model = DistributedDataParallel(policy, device_ids=[info.device] if info.device.type == "cuda" else None,
+                                        find_unused_parameters=unused)
+    use_bf16 = config.bf16 if config.bf16 is not None else (
+        info.device.type == "cuda" and torch.cuda.is_bf16_supported())
+
+    log = MetricsLog(run, truncate_after=start if resume else None) if info.is_main else None
+    if log is not None and not resume:
+        log.path.write_text("")
+    sampler = BatchSampler(cache, config.batch_size, pcfg.chunk, pcfg.cameras, config.seed, info.rank)
+    loader = Prefetcher(sampler, start, config.steps, config.prefetch)
+    bar = None
+    if info.is_main and config.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
+    frames_per_step = config.batch_size * info.world_size
+    epoch_steps = max(1, cache.num_frames // frames_per_step)
+    window = {"loss": 0.0, "l1": 0.0, "n": 0, "t0": time.perf_counter(), "wait0": 0.0}
+    after_epoch = {"wait": 0.0, "time": 0.0, "steps": 0}
+    summary: dict[str, Any] = {}
+    run_t0 = time.perf_counter()
+    try:
+        for step in range(start, config.steps):
+            t_step = time.perf_counter()
+            wait_before = loader.wait_s
+            got, batch = loader.next()
+            assert got == step
+            lr = lr_at(step, config.lr, config.warmup_steps, config.steps, config.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(_step_seed(config.seed, info.rank, step))
+            with torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                losses = model(batch)
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            grad_norm = (torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+                         if config.grad_clip > 0 else torch.tensor(0.0))
+            optimizer.step()
+            ema.update(policy)
+            done = step + 1
+            window["loss"] += float(losses["loss"].detach())
+            window["l1"] += float(losses.get("l1", losses["loss"]).detach())
+            window["n"] += 1
+            if step >= epoch_steps:
+                after_epoch["wait"] += loader.wait_s - wait_before
+                after_epoch["time"] += time.perf_counter() - t_step
+                after_epoch["steps"] += 1
+            if done % config.log_every == 0 or done == config.steps:
+                elapsed = time.perf_counter() - window["t0"]
+                record = {
+                    "step": done,
+                    "epoch": round(done * frames_per_step / cache.num_frames, 3),
+                    "loss": distributed.all_reduce_mean(window["loss"] / window["n"], info),
+                    "l1": distributed.all_reduce_mean(window["l1"] / window["n"], info),
+                    "lr": lr,
+                    "grad_norm": float(grad_norm),
+                    "samples_per_s": window["n"] * frames_per_step / elapsed,
+                    "data_wait_frac": (loader.wait_s - window["wait0"]) / elapsed,
+                    "time_s": round(time.perf_counter() - run_t0, 2),
+                }
+                if log is not None:
+                    log.write(record)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", sps=f"{record['samples_per_s']:.0f}",
+                                    wait=f"{record['data_wait_frac']:.0%}")
+                window = {"loss": 0.0, "l1": 0.0, "n": 0, "t0": time.perf_counter(), "wait0": loader.wait_s}
+            if bar is not None:
+                bar.update(1)
+            is_last = done == config.steps
+            t_side = time.perf_counter()  # checkpoint / eval time is kept out of samples/s
+            if done % config.checkpoint_every == 0 or is_last:
+                if info.is_main:
+                    save_checkpoint(run, done, policy, ema, optimizer, config.to_dict(), config.keep_checkpoints)
+                    log.plot(run / "loss.png")
+                distributed.barrier(info)
+            if eval_fn is not None and (is_last or (config.eval_every and done % config.eval_every == 0)):
+                if info.is_main:
+                    _run_eval(eval_fn, policy, ema, done, log)
+                distributed.barrier(info)
+            window["t0"] += time.perf_counter() - t_side
+        if info.is_main:
+            final = Policy(pcfg, stats)
+            final.load_state_dict(ema.state_dict_for(policy))
+            final.save(run / "policy")
+            summary = {
+                "steps": config.steps, "world_size": info.world_size, "batch_size": config.batch_size,
+                "num_frames": cache.num_frames, "params": policy.num_parameters(),
+                "wall_s": round(time.perf_counter() - run_t0, 2),
+                "data_wait_frac_after_first_epoch": (after_epoch["wait"] / after_epoch["time"]
+                                                     if after_epoch["time"] else None),
+                "samples_per_s_after_first_epoch": (after_epoch["steps"] * frames_per_step / after_epoch["time"]
+                                                    if after_epoch["time"] else None),
+                "policy": str(run / "policy"), "cache": str(cache.root),
+            }
+            atomic_write_text(run / "summary.json", json.dumps(summary, indent=2))
+    finally:
+        loader.close()
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.close()
+    distributed.barrier(info)
+    return run
+
+
+def _run_eval(eval_fn: EvalFn, policy: Policy, ema: EMA, step: int, log: MetricsLog | None) -> None:
+    ema_policy = Policy(policy.config, policy.stats)
+    ema_policy.load_state_dict(ema.state_dict_for(policy))
+    ema_policy.eval()
+    metrics = eval_fn(ema_policy, step) or {}
+    if log is not None and metrics:
+        log.write({"step": step, **{f"eval/{k}": v for k, v in metrics.items()}})

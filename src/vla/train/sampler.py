@@ -1,0 +1,83 @@
+"""Batches from the training cache: a random frame + the next H actions with a mask; prefetched.
+
+The batch of step ``s`` depends only on (seed, rank, s), so a resumed run sees exactly the batches
+the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .cache import TrainingCache
+
+
+class BatchSampler:
+    """Deterministic random batches in the format of docs/contracts.md (robot units)."""
+
+    def __init__(self, cache: TrainingCache, batch_size: int, chunk: int, cameras: list[str], seed: int,
+                 rank: int = 0) -> None:
+        self.cache, self.batch_size, self.chunk = cache, batch_size, chunk
+        self.cameras, self.seed, self.rank = list(cameras), seed, rank
+
+    def indices(self, step: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.rank, step])
+        return np.sort(rng.integers(0, self.cache.num_frames, self.batch_size))
+
+    def batch(self, step: int) -> dict[str, Any]:
+        c = self.cache
+        idx = self.indices(step)
+        offsets = idx[:, None] + np.arange(self.chunk)[None]
+        end = c.episode_end[idx][:, None]
+        mask = offsets < end
+        actions = c.action[np.minimum(offsets, end - 1)]  # past the end: repeat the last action (masked)
+        return {
+            "images": {cam: torch.from_numpy(np.ascontiguousarray(c.images[cam][idx])) for cam in self.cameras},
+            "state": torch.from_numpy(c.state[idx]),
+            "instruction": [c.instructions[i] for i in c.instruction_id[idx]],
+            "action": torch.from_numpy(actions),
+            "action_mask": torch.from_numpy(mask),
+        }
+
+
+class Prefetcher:
+    """Builds batches for steps [start, stop) in a background thread; ``next()`` records the wait."""
+
+    def __init__(self, sampler: BatchSampler, start: int, stop: int, depth: int = 4) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self.wait_s = 0.0
+        self._thread = threading.Thread(target=self._run, args=(sampler, start, stop), daemon=True)
+        self._thread.start()
+
+    def _run(self, sampler: BatchSampler, start: int, stop: int) -> None:
+        try:
+            for step in range(start, stop):
+                item = (step, sampler.batch(step))
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        except BaseException as exc:  # surfaced in next()
+            self._queue.put((None, exc))
+
+    def next(self) -> tuple[int, dict[str, Any]]:
+        t0 = time.perf_counter()
+        step, item = self._queue.get()
+        self.wait_s += time.perf_counter() - t0
+        if step is None:
+            raise RuntimeError("batch loading failed") from item
+        return step, item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -1,0 +1,39 @@
+"""Tiny synthetic datasets written with DatasetWriter, for training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+INSTRUCTIONS = ["open the drawer", "close the drawer", "push the puck to the goal"]
+
+
+def make_dataset(root: Path, episodes: int = 4, length: int = 12, cameras: tuple[str, ...] = ("corner4", "gripperPOV"),
+                 size: int = 32, seed: int = 0, use_videos: bool = False) -> Path:
+    """A dataset whose action is a function of the state and of a bright square's position."""
+    from vla.data import DatasetWriter, Provenance
+
+    rng = np.random.default_rng(seed)
+    features = {
+        "observation.state": {"dtype": "float32", "shape": [4], "names": ["x", "y", "z", "gripper"]},
+        "action": {"dtype": "float32", "shape": [4], "names": ["dx", "dy", "dz", "gripper"]},
+    }
+    for cam in cameras:
+        features[f"observation.images.{cam}"] = {"dtype": "video" if use_videos else "image",
+                                                 "shape": [size, size, 3], "names": ["height", "width", "channels"]}
+    prov = Provenance(collector_id="tests.tiny_dataset", collection_method="scripted")
+    with DatasetWriter(root, fps=10, features=features, robot_type="test", use_videos=use_videos) as w:
+        for e in range(episodes):
+            goal = rng.integers(2, size - 6, 2)
+            for _ in range(length):
+                state = rng.normal(size=4).astype(np.float32)
+                frame = {"observation.state": state,
+                         "action": np.tanh(state * 0.5 + goal.mean() / size).astype(np.float32)}
+                for cam in cameras:
+                    img = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
+                    img[goal[0]:goal[0] + 4, goal[1]:goal[1] + 4] = 255
+                    frame[f"observation.images.{cam}"] = img
+                w.add_frame(frame, task=INSTRUCTIONS[e % len(INSTRUCTIONS)])
+            w.save_episode(prov)
+    return root
