@@ -130,7 +130,7 @@ def main() -> None:
         "what": "ms per rendered view (fast settings); pixels covered by goal marker/puck at reset over seeds "
                 "and along expert episodes (arm occlusion)",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "mujoco": mujoco.__version__,
-                    "MUJOCO_GL": os.environ.get("MUJOCO_GL")},
+                    "MUJOCO_GL": os.environ.get("MUJOCO_GL"), "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()]},
         "ms_per_view_fast": timing,
         "ms_per_frame_metaworld_default_480px": round(_metaworld_default_ms(max(3, args.frames // 4)), 2),
         "pixels_at_reset": coverage,

@@ -9,6 +9,9 @@ result does not depend on the number of workers or on timing:
 - the kept episodes of a task are its first ``episodes_per_task`` successful attempts; failed
   ones are counted as rejected; a task gives up after ``max_attempts_factor * episodes_per_task``
   attempts and the shortfall is reported.
+
+Workers are started with "spawn": a script calling ``collect_metaworld`` needs the usual
+``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
@@ -129,7 +132,7 @@ def collect_metaworld(
               "steps_after_success": steps_after_success}
     window = 2 * workers
     t0 = time.perf_counter()
-    totals = {"frames": 0, "rendered": 0, "steps": 0}
+    totals = {"frames": 0, "rendered": 0, "steps": 0, "episode_seconds": 0.0}
     writer = DatasetWriter(out, fps=CONTROL_RATE_HZ, features=features(cameras, image_size), robot_type="sawyer",
                            embodiment=embodiment(cameras), use_videos=True, overwrite=overwrite)
     bar = _Progress(len(states) * episodes_per_task, enabled=progress)
@@ -161,6 +164,7 @@ def collect_metaworld(
                         st.results[ep.attempt] = ep
                         totals["rendered"] += (ep.steps + 1) * len(cameras)
                         totals["steps"] += ep.steps
+                        totals["episode_seconds"] += ep.seconds
                 # write what is contiguous, in (task, attempt) order
                 while cursor < len(states):
                     st = states[cursor]
@@ -200,6 +204,7 @@ def collect_metaworld(
         "sim_steps": totals["steps"],
         "rendered_images": totals["rendered"],
         "wall_time_s": round(wall, 3),
+        "worker_episode_seconds": round(totals["episode_seconds"], 3),
         "frames_per_s": round(totals["frames"] / wall, 2),
         "rendered_images_per_s": round(totals["rendered"] / wall, 2),
     }

@@ -50,7 +50,15 @@ class CameraRenderer:
         model.vis.global_.offheight = max(int(model.vis.global_.offheight), size)
         self.cameras = tuple(cameras)
         self.size = size
-        self._renderer = mujoco.Renderer(model, size, size)
+        try:
+            self._renderer = mujoco.Renderer(model, size, size)
+        except Exception as e:
+            raise RuntimeError(
+                f"cannot create an offscreen MuJoCo renderer ({e}). Headless rendering needs MUJOCO_GL=egl "
+                f"(or osmesa) set before mujoco is first imported; here MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}. "
+                "Import vla.sim before mujoco, or export MUJOCO_GL=egl; EGL needs the Debian packages libegl1 "
+                "and libgl1 (Mesa)."
+            ) from e
         flags = self._renderer.scene.flags
         for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
                      mujoco.mjtRndFlag.mjRND_SKYBOX):
