@@ -24,8 +24,11 @@ def _root() -> None:
 # Each module defines register(app); heavy imports happen inside the commands.
 COMMAND_MODULES = [
     "vla.data.commands",
+    "vla.data.formats.commands",
     "vla.sim.commands",
+    "vla.train.commands",
     "vla.eval.commands",
+    "vla.quickstart",
 ]
 
 for _name in COMMAND_MODULES:
