@@ -227,11 +227,15 @@ class Policy(nn.Module):
             return [f"vision.{i}.tower." for i in range(len(self.vision))]
         return []
 
-    def save(self, folder: str | Path) -> Path:
-        """Write config.json, model.safetensors and normalization.json (each atomically)."""
+    def save(self, folder: str | Path, weights: dict[str, torch.Tensor] | None = None) -> Path:
+        """Write config.json, model.safetensors and normalization.json (each atomically).
+
+        ``weights`` replaces this module's state_dict (e.g. EMA weights kept by the trainer).
+        """
         folder = Path(folder)
         skip = tuple(self._external_prefixes())
-        tensors = {k: v for k, v in self.state_dict().items() if not (skip and k.startswith(skip))}
+        state = self.state_dict() if weights is None else weights
+        tensors = {k: v for k, v in state.items() if not (skip and k.startswith(skip))}
         write_policy_folder(folder, self.config, tensors, self.stats)
         return folder
 
