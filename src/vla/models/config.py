@@ -65,6 +65,13 @@ class PolicyConfig:
     state_norm: str = "mean_std"
 
     def __post_init__(self) -> None:
+        for name in ("mlp_ratio", "dropout", "temporal_ensemble"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                try:
+                    setattr(self, name, float(value))
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"{name}: expected a number, got {value!r}") from exc
         self.validate()
 
     def validate(self) -> None:

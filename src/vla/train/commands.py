@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a policy on a dataset (runs under torchrun for several processes)."""
         import json
+        import os
 
         from vla.models.config import ConfigError
         from vla.train.config import make_config
@@ -31,5 +32,5 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(str(exc)) from exc
         run = train(cfg, resume=resume)
         summary = run / "summary.json"
-        if summary.is_file():
+        if summary.is_file() and os.environ.get("RANK", "0") == "0":
             typer.echo(json.dumps(json.loads(summary.read_text()), indent=2))

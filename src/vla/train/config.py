@@ -49,6 +49,8 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "ema_decay"):
+            setattr(self, name, _as_float(name, getattr(self, name)))
         self.validate()
 
     def validate(self) -> None:
@@ -83,6 +85,30 @@ class TrainConfig:
         return cls(**data)
 
 
+def _as_float(name: str, value: Any) -> float:
+    """Numbers as floats; numeric strings too (YAML reads 1e-3 as a string)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: expected a number, got {value!r}") from exc
+
+
+def parse_value(raw: str) -> Any:
+    """An override's value: int, float (1e-3 included), else YAML (true, null, [a, b], text)."""
+    text = raw.strip()
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text) if text else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse value {raw!r} ({exc})") from exc
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """A JSON (.json) or YAML (.yaml/.yml) mapping."""
     path = Path(path)
@@ -112,10 +138,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(f"override {item!r}: expected key=value")
         key, raw = item.split("=", 1)
         key = key.strip()
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"override {item!r}: cannot parse value ({exc})") from exc
+        value = parse_value(raw)
         if key.startswith("policy."):
             out["policy"][key.removeprefix("policy.")] = value
         elif key in train_fields and key != "policy":

@@ -62,6 +62,18 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
     return float(t.item()) / info.world_size
 
 
+def gather_digests(digest: bytes, info: DistInfo) -> list[str]:
+    """Every rank's 32-byte digest (hex), in rank order, gathered as tensors (no pickling)."""
+    mine = torch.frombuffer(bytearray(digest), dtype=torch.uint8)
+    if not info.enabled:
+        return [digest.hex()]
+    if info.device.type == "cuda":
+        mine = mine.to(info.device)
+    parts = [torch.empty_like(mine) for _ in range(info.world_size)]
+    dist.all_gather(parts, mine)
+    return [bytes(p.cpu().tolist()).hex() for p in parts]
+
+
 def teardown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -7,6 +7,7 @@ On CPU a run is bit-exactly resumable: the batch and the torch RNG seed of every
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -70,8 +71,12 @@ def _step_seed(seed: int, rank: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, rank, step, 7]).generate_state(1)[0])
 
 
-def train(config: TrainConfig, eval_fn: EvalFn | None = None, resume: bool = False) -> Path:
+def train(config: TrainConfig, eval_fn: EvalFn | None = None, resume: bool = False,
+          stop_at: int | None = None) -> Path:
     """Train a policy; returns the run folder (RUN/policy holds the final EMA policy).
+
+    ``stop_at`` ends this process after that step with a checkpoint (the schedule still spans
+    ``config.steps``): train in slices and continue each with ``resume=True``.
 
     ``eval_fn(policy, step)`` (optional, rank 0, every ``eval_every`` steps and at the end) gets the
     EMA policy in eval mode and may return metrics, logged with an "eval/" prefix.
@@ -81,12 +86,13 @@ def train(config: TrainConfig, eval_fn: EvalFn | None = None, resume: bool = Fal
         raise ValueError("train: config.dataset and config.out are required")
     info = distributed.setup(config.device)
     try:
-        return _train(config, eval_fn, resume, info)
+        return _train(config, eval_fn, resume, info, stop_at)
     finally:
         distributed.teardown(info)
 
 
-def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: distributed.DistInfo) -> Path:
+def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: distributed.DistInfo,
+           stop_at: int | None) -> Path:
     run = Path(config.out)
     if not resume and (run / "checkpoints").exists():
         raise FileExistsError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
@@ -126,7 +132,8 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
     if log is not None and not resume:
         log.path.write_text("")
     sampler = BatchSampler(cache, config.batch_size, pcfg.chunk, pcfg.cameras, config.seed, info.rank)
-    loader = Prefetcher(sampler, start, config.steps, config.prefetch)
+    end = min(config.steps, stop_at) if stop_at else config.steps
+    loader = Prefetcher(sampler, start, end, config.prefetch)
     bar = None
     if info.is_main and config.progress:
         from tqdm import tqdm
@@ -139,7 +146,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
     summary: dict[str, Any] = {}
     run_t0 = time.perf_counter()
     try:
-        for step in range(start, config.steps):
+        for step in range(start, end):
             t_step = time.perf_counter()
             wait_before = loader.wait_s
             got, batch = loader.next()
@@ -187,7 +194,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
                 bar.update(1)
             is_last = done == config.steps
             t_side = time.perf_counter()  # checkpoint / eval time is kept out of samples/s
-            if done % config.checkpoint_every == 0 or is_last:
+            if done % config.checkpoint_every == 0 or done == end:
                 if info.is_main:
                     save_checkpoint(run, done, policy, ema, optimizer, config.to_dict(), config.keep_checkpoints)
                     log.plot(run / "loss.png")
@@ -197,7 +204,8 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
                     _run_eval(eval_fn, policy, ema, done, log)
                 distributed.barrier(info)
             window["t0"] += time.perf_counter() - t_side
-        if info.is_main:
+        digests = distributed.gather_digests(_weights_digest(policy), info)  # DDP keeps ranks in sync
+        if info.is_main and end == config.steps:
             final = Policy(pcfg, stats)
             final.load_state_dict(ema.state_dict_for(policy))
             final.save(run / "policy")
@@ -210,6 +218,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
                 "samples_per_s_after_first_epoch": (after_epoch["steps"] * frames_per_step / after_epoch["time"]
                                                     if after_epoch["time"] else None),
                 "policy": str(run / "policy"), "cache": str(cache.root),
+                "weights_sha256_per_rank": digests, "ranks_in_sync": len(set(digests)) == 1,
             }
             atomic_write_text(run / "summary.json", json.dumps(summary, indent=2))
     finally:
@@ -220,6 +229,14 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
             log.close()
     distributed.barrier(info)
     return run
+
+
+def _weights_digest(policy: Policy) -> bytes:
+    h = hashlib.sha256()
+    for k, v in sorted(policy.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.digest()
 
 
 def _run_eval(eval_fn: EvalFn, policy: Policy, ema: EMA, step: int, log: MetricsLog | None) -> None:
