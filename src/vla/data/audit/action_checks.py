@@ -1,0 +1,281 @@
+"""Action findings: inconsistent with the following states, sign/scale error in one dimension,
+actions shifted in time, outliers beyond robust bounds, gripper flip-flop.
+
+The relation-based checks use the dataset's ``ActionModel``. Per episode and explained dimension
+they compute the residual normalised by the dataset's typical residual (1 = a clean episode), the
+slope gamma of the actions against the prediction (1 clean, -1 a sign flip, c a scale error) and
+the alignment shift that fits best (0 clean). ``relation_stats`` returns these numbers;
+``check_relation`` turns them into findings with thresholds set from the dataset's own spread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla.data.audit.action_model import ActionModel
+from vla.data.audit.episode import EpisodeArrays
+from vla.data.audit.findings import Finding, make_finding
+from vla.data.audit.runs import merge_ranges, runs
+
+SHIFT_SEARCH = 8          # frames tried either way when looking for a time shift
+RESID_FLOOR = 2.0         # normalized residual above which an episode is inconsistent (minimum)
+ROLL_FLOOR = 3.0          # same for the worst rolling window
+THRESHOLD_FACTOR = 3.0    # thresholds = this x the dataset's median episode (never below the floors)
+OUTLIER_MARGIN = 1.0      # bounds = [q0.5 - m*w, q99.5 + m*w], w = q99 - q1
+FLIP_MIN_SHORT = 2        # short gripper segments (dwell < FLIP_DWELL s) that make a flip-flop
+FLIP_DWELL = 0.15
+
+
+@dataclass
+class DimStats:
+    j: int
+    resid: float        # whole-episode RMS residual / dataset residual
+    roll: float         # worst rolling-window RMS residual / dataset residual
+    roll_at: tuple[int, int]
+    gamma: float        # slope of actions vs prediction (centered)
+    gamma_resid: float  # residual after rescaling by gamma
+    shift: int          # best alignment shift (frames); + = actions late
+    shift_resid: float
+    shift_curve: np.ndarray | None = None  # RMS residual per shift -SHIFT_SEARCH..SHIFT_SEARCH (trimmed ends)
+
+
+def _rms(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.sqrt((x**2).mean())) if x.size else np.nan
+
+
+def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
+    s, a = ep.state, ep.action
+    if s is None or a is None or len(a) < 8 or len(s) < 8:
+        return []
+    out = []
+    n = len(a)
+    win = max(8, n // 8)
+    for j in model.explained:
+        d = model.dims[j]
+        p = model.predict(s, n, j)
+        r = (a[:, j] - p) / d.resid
+        ok = np.isfinite(r)
+        if ok.sum() < 8:
+            continue
+        rr = np.where(ok, r**2, 0.0)
+        cnt = np.convolve(ok.astype(float), np.ones(win), "valid")
+        roll = np.sqrt(np.convolve(rr, np.ones(win), "valid") / np.maximum(cnt, 1))
+        roll[cnt < win / 2] = 0
+        k = int(np.argmax(roll))
+        pc = p[ok] - p[ok].mean()
+        ac = a[ok, j] - a[ok, j].mean()
+        vp = float((pc**2).sum())
+        gamma = float((pc * ac).sum() / vp) if vp > 1e-12 else 1.0
+        g_res = _rms((ac - gamma * pc) / d.resid)
+        curve = np.zeros(2 * SHIFT_SEARCH + 1)
+        for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1):
+            rs = r if sh == 0 else (a[:, j] - model.predict(s, n, j, shift=-sh)) / d.resid
+            # compare on the same frames: drop the ends
+            curve[sh + SHIFT_SEARCH] = _rms(rs[SHIFT_SEARCH: n - SHIFT_SEARCH]) if n > 3 * SHIFT_SEARCH else _rms(rs)
+        k_best = int(np.nanargmin(curve)) if np.isfinite(curve).any() else SHIFT_SEARCH
+        base = curve[SHIFT_SEARCH]
+        out.append(DimStats(j, _rms(r), float(roll[k]), (k, k + win), gamma, g_res, k_best - SHIFT_SEARCH,
+                            float(curve[k_best] / base * _rms(r)) if base > 0 else float(curve[k_best]), curve))
+    return out
+
+
+@dataclass
+class RelationThresholds:
+    resid: float = RESID_FLOOR     # on the combined (RMS over reliable dims) whole-episode residual
+    roll: float = ROLL_FLOOR       # on the combined worst-window residual
+    gamma_ref: dict[int, float] = field(default_factory=dict)  # usual slope per dim among peers
+
+
+GAMMA_BOUNDS = (0.5, 1.6)         # slope outside -> sign/scale candidate
+GAIN = 0.7                        # ... when rescaling by the slope cuts the residual below 70 %
+FIXED_RESID = 1.6                 # ... and after undoing the slope the dim looks clean
+SIGN_SCALE_MIN_RESID = 1.8        # ... and the residual is clearly above a clean episode's
+RELIABLE_R2 = 0.8                 # dims fitted at least this well drive sign/scale/shift/combined checks
+SHIFT_GAIN = 0.75                 # shifting must cut the joint residual below 75 %
+SHIFT_MIN_RESID = 0.3             # ... of an episode whose residual is above a clean one's
+
+
+def reliable(stats: list[DimStats], model: ActionModel) -> list[DimStats]:
+    good = [d for d in stats if model.dims[d.j] is not None and model.dims[d.j].r2 >= RELIABLE_R2]
+    return good or stats
+
+
+def combined(stats: list[DimStats]) -> tuple[float, float]:
+    """RMS over dims of the whole-episode and worst-window residuals."""
+    return (float(np.sqrt(np.mean([d.resid**2 for d in stats]))),
+            float(np.sqrt(np.mean([d.roll**2 for d in stats]))))
+
+
+def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresholds, model: ActionModel,
+                   names: list[str] | None = None) -> list[Finding]:
+    """Classify deviations from the dataset's relation into shift, sign, scale or inconsistent."""
+    if not stats:
+        return []
+
+    def nm(j: int) -> str:
+        return f"{j} ({names[j]})" if names and j < len(names) else str(j)
+
+    out: list[Finding] = []
+    ts, n = ep.timestamps, ep.length
+    good = reliable(stats, model)
+    # a time shift moves every reliable dimension the same way: pick it jointly
+    curves = [d.shift_curve for d in good if d.shift_curve is not None and np.isfinite(d.shift_curve).all()]
+    if curves:
+        joint = np.sqrt(np.mean(np.stack(curves) ** 2, axis=0))
+        k = int(np.argmin(joint))
+        sh = k - SHIFT_SEARCH
+        base = joint[SHIFT_SEARCH]
+        if abs(sh) >= 2 and base > SHIFT_MIN_RESID and joint[k] < SHIFT_GAIN * base:
+            side = "late" if sh > 0 else "early"
+            out.append(make_finding("action.time_shift", ep.index, (0, n),
+                                    f"actions fit the states best when moved {abs(sh)} frame(s): they are "
+                                    f"{side} relative to the states (residual {base:.1f}x -> {joint[k]:.1f}x)",
+                                    ts, shift_frames=sh))
+            return out
+    typical = max(FIXED_RESID, 1.5 * float(np.median([d.resid for d in good])))
+    def rel_gamma(d: DimStats) -> float:
+        ref = th.gamma_ref.get(d.j, 1.0)
+        return d.gamma / ref if ref > 0.3 else d.gamma
+
+    dev = [d for d in good if not (GAMMA_BOUNDS[0] <= rel_gamma(d) <= GAMMA_BOUNDS[1])
+           and d.resid >= SIGN_SCALE_MIN_RESID and d.gamma_resid <= GAIN * d.resid and abs(d.gamma) > 0.05
+           and d.gamma_resid <= typical * max(1.0, abs(d.gamma))]
+    gs = [d.gamma for d in dev]
+    uniform = len(dev) > 1 and min(gs) > 0 and max(gs) / min(gs) < 1.25
+    if len(dev) > 1 and not uniform:
+        dev = []          # several dims off in different ways: mislabelled actions, not a sign/scale slip
+    flagged = set()
+    for d in dev:
+        flagged.add(d.j)
+        if d.gamma < 0:
+            out.append(make_finding("action.sign_error", ep.index, (0, n),
+                                    f"action dim {nm(d.j)} has the opposite sign of what the states imply "
+                                    f"(slope {d.gamma:.2f})", ts, dim=d.j, gamma=d.gamma))
+        else:
+            out.append(make_finding("action.scale_error", ep.index, (0, n),
+                                    f"action dim {nm(d.j)} is {d.gamma:.2f}x what the states imply",
+                                    ts, dim=d.j, gamma=d.gamma))
+    rest = [d for d in good if d.j not in flagged]
+    if rest:
+        resid, roll = combined(rest)
+        if resid > th.resid or roll > th.roll:
+            worst = max(rest, key=lambda d: d.roll)
+            frames = (0, n) if resid > th.resid else worst.roll_at
+            out.append(make_finding("action.inconsistent", ep.index, frames,
+                                    f"actions disagree with the following states (dims "
+                                    f"{', '.join(nm(d.j) for d in rest[:4])}: residual {resid:.1f}x, worst "
+                                    f"window {roll:.1f}x a clean episode's)", ts,
+                                    dims=[d.j for d in rest], resid=resid, roll=roll))
+    return out
+
+
+def action_bounds(actions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Robust per-dimension bounds from the pooled actions of the dataset."""
+    a = [x for x in actions if x is not None and len(x)]
+    if not a:
+        return None
+    X = np.concatenate(a)
+    X = X[np.isfinite(X).all(axis=1)]
+    if len(X) < 10:
+        return None
+    q = np.quantile(X, [0.005, 0.01, 0.99, 0.995], axis=0)
+    w = q[2] - q[1]
+    w = np.where(w > 1e-9, w, np.maximum(0.1 * np.abs(q[1]), 1e-3))
+    return q[0] - OUTLIER_MARGIN * w, q[3] + OUTLIER_MARGIN * w
+
+
+def check_outliers(ep: EpisodeArrays, bounds: tuple[np.ndarray, np.ndarray] | None) -> list[Finding]:
+    if bounds is None or ep.action is None:
+        return []
+    lo, hi = bounds
+    a = ep.action
+    with np.errstate(invalid="ignore"):
+        bad = (a < lo) | (a > hi)
+    rows = bad.any(axis=1)
+    out = []
+    for r0, r1 in merge_ranges(runs(rows), slack=3):
+        dims = sorted(set(np.flatnonzero(bad[r0:r1].any(axis=0)).tolist()))
+        j = dims[0]
+        v = a[r0:r1, j][bad[r0:r1, j]]
+        out.append(make_finding("action.outlier", ep.index, (r0, r1),
+                                f"action dim(s) {dims[:6]} outside robust bounds (e.g. {float(v[0]):.3g} "
+                                f"vs [{lo[j]:.3g}, {hi[j]:.3g}])", ep.timestamps, dims=dims))
+    return out
+
+
+def gripper_dims(actions: list[np.ndarray], declared: list[int] | None, names: list[str] | None) -> list[int]:
+    """Declared gripper dims, else dims named like a gripper, else near-binary dims."""
+    if declared:
+        return list(declared)
+    if names:
+        found = [i for i, n in enumerate(names) if "grip" in str(n).lower()]
+        if found:
+            return found
+    a = [x for x in actions if x is not None and len(x)]
+    if not a:
+        return []
+    X = np.concatenate(a)
+    X = X[np.isfinite(X).all(axis=1)]
+    out = []
+    for j in range(X.shape[1]):
+        lo, hi = np.quantile(X[:, j], [0.02, 0.98])
+        if hi - lo < 1e-6:
+            continue
+        edge = 0.1 * (hi - lo)
+        near = (np.abs(X[:, j] - lo) < edge) | (np.abs(X[:, j] - hi) < edge)
+        if near.mean() > 0.9 and (np.abs(X[:, j] - hi) < edge).mean() > 0.03 and \
+                (np.abs(X[:, j] - lo) < edge).mean() > 0.03:
+            out.append(j)
+    return out
+
+
+def check_gripper(ep: EpisodeArrays, dims: list[int], levels: dict[int, tuple[float, float]],
+                  fps: float) -> list[Finding]:
+    """Repeated open/close toggles with very short dwell times."""
+    if ep.action is None:
+        return []
+    out = []
+    dwell = max(3, int(round(FLIP_DWELL * fps)))
+    for j in dims:
+        if j >= ep.action.shape[1] or j not in levels:
+            continue
+        lo, hi = levels[j]
+        mid, band = (lo + hi) / 2, 0.25 * (hi - lo)
+        x = ep.action[:, j]
+        state, changes = 0, []
+        for t, v in enumerate(x):
+            if not np.isfinite(v):
+                continue
+            new = 1 if v > mid + band else (-1 if v < mid - band else state)
+            if state != 0 and new != state:
+                changes.append(t)
+            state = new
+        if len(changes) < FLIP_MIN_SHORT + 1:
+            continue
+        seg = np.diff(changes)
+        short = seg < dwell
+        for r0, r1 in runs(short):
+            if r1 - r0 >= FLIP_MIN_SHORT:
+                a, b = changes[r0], changes[r1] + 1
+                out.append(make_finding("action.gripper_flip_flop", ep.index, (a - 1, b),
+                                        f"gripper dim {j} toggles {r1 - r0 + 1} times within {b - a} frames",
+                                        ep.timestamps, dim=j, toggles=r1 - r0 + 1))
+    return out
+
+
+def gripper_levels(actions: list[np.ndarray], dims: list[int]) -> dict[int, tuple[float, float]]:
+    a = [x for x in actions if x is not None and len(x)]
+    if not a:
+        return {}
+    X = np.concatenate(a)
+    out = {}
+    for j in dims:
+        v = X[:, j][np.isfinite(X[:, j])]
+        if v.size:
+            lo, hi = np.quantile(v, [0.05, 0.95])
+            if hi - lo > 1e-9:
+                out[j] = (float(lo), float(hi))
+    return out

@@ -1,0 +1,117 @@
+"""Modality findings: missing streams, NaN values, frozen state or camera, dropped frames, count mismatch.
+
+A stream is *frozen* when it stops changing while the rest of the robot keeps moving: the state
+repeats exactly while the commanded action varies, or a camera repeats the same picture while
+the state moves. Short repeats (1 to FROZEN_MIN-1 frames) of a camera while the state moves are
+*dropped frames* (the recorder duplicated the previous picture to fill the slot).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vla.data.audit.episode import EpisodeArrays
+from vla.data.audit.findings import Finding, make_finding
+from vla.data.audit.runs import merge_ranges, runs
+from vla.data.audit.time_checks import motion_energy, state_speed
+
+FROZEN_MIN = 5          # frames: a repeat at least this long is a frozen stream
+IMAGE_STILL = 0.01      # gray levels (thumbnail mean abs diff) under which two pictures are "the same"
+DROPPED_MIN = 2         # isolated repeats needed in an episode to report dropped frames
+
+
+def check_missing(ep: EpisodeArrays) -> list[Finding]:
+    return [make_finding("modality.missing", ep.index, None, f"stream {key} is absent for this episode",
+                         stream=key) for key in ep.missing]
+
+
+def check_nan(ep: EpisodeArrays) -> list[Finding]:
+    out = []
+    for name, arr in (("observation.state", ep.state), ("action", ep.action)):
+        if arr is None or arr.size == 0:
+            continue
+        bad = ~np.isfinite(arr)
+        rows = bad.any(axis=1)
+        for a, b in merge_ranges(runs(rows), slack=2):
+            dims = sorted(set(np.flatnonzero(bad[a:b].any(axis=0)).tolist()))
+            out.append(make_finding("modality.nan", ep.index, (a, b),
+                                    f"{name} has {int(bad[a:b].sum())} NaN/inf value(s) in dim(s) {dims[:6]}",
+                                    ep.timestamps, stream=name, dims=dims))
+    return out
+
+
+def check_frame_counts(ep: EpisodeArrays) -> list[Finding]:
+    out = []
+    for key, th in ep.images.items():
+        if len(th) != ep.length:
+            out.append(make_finding("modality.frame_count_mismatch", ep.index, None,
+                                    f"camera {key.split('.')[-1]} has {len(th)} frames, the table {ep.length}",
+                                    camera=key, camera_frames=len(th), table_frames=ep.length))
+    return out
+
+
+def check_frozen_state(ep: EpisodeArrays, action_scale: np.ndarray | None) -> list[Finding]:
+    """State exactly repeated for >= FROZEN_MIN frames while the action keeps changing."""
+    s, a = ep.state, ep.action
+    if s is None or len(s) < FROZEN_MIN + 1:
+        return []
+    same = np.all(np.diff(s, axis=0) == 0, axis=1)  # same[t]: s[t+1] == s[t]
+    out = []
+    for r0, r1 in runs(same):
+        n = r1 - r0 + 1  # frames sharing the value
+        if n < FROZEN_MIN:
+            continue
+        moving = True
+        if a is not None and len(a) >= r1 + 1:
+            seg = a[r0: r1 + 1]
+            scale = action_scale if action_scale is not None else np.nanstd(a, axis=0)
+            scale = np.where(scale > 1e-12, scale, np.inf)
+            moving = bool(np.nanmax(np.nanstd(seg, axis=0) / scale) > 0.05)
+        if not moving and ep.images:
+            th = next(iter(ep.images.values()))
+            moving = len(th) > r1 and float(motion_energy(th[r0: r1 + 1]).mean()) > IMAGE_STILL * 4
+        if moving:
+            out.append(make_finding("modality.frozen_state", ep.index, (r0, r1 + 1),
+                                    f"state identical for {n} frames while the robot is commanded to move",
+                                    ep.timestamps))
+    return out
+
+
+def _moving_mask(ep: EpisodeArrays, n: int, state_scale: np.ndarray | None) -> np.ndarray:
+    """moving[t]: the state changes noticeably between t and t+1 (t < n)."""
+    if ep.state is None or len(ep.state) < 2 or not np.isfinite(ep.state).any():
+        return np.zeros(n, bool)
+    v = state_speed(np.nan_to_num(ep.state), state_scale)[:n]
+    ref = np.median(v[v > 0]) if (v > 0).any() else 0.0
+    mv = v > 0.3 * ref if ref > 0 else np.zeros(len(v), bool)
+    return np.pad(mv, (0, n - len(mv)))
+
+
+def check_frozen_images(ep: EpisodeArrays, state_scale: np.ndarray | None) -> list[Finding]:
+    """Repeated pictures while the state moves: long runs -> frozen, isolated ones -> dropped frames."""
+    out = []
+    for key, th in ep.images.items():
+        if len(th) < 3:
+            continue
+        m = motion_energy(th)                       # m[t]: change between t and t+1
+        moving = _moving_mask(ep, len(m), state_scale)
+        still = m <= IMAGE_STILL
+        cam = key.split(".")[-1]
+        dropped: list[tuple[int, int]] = []
+        for r0, r1 in runs(still):
+            if moving[r0:r1].mean() < 0.5:
+                continue
+            n = r1 - r0 + 1
+            if r1 - r0 >= FROZEN_MIN - 1:
+                out.append(make_finding("modality.frozen_image", ep.index, (r0, r1 + 1),
+                                        f"camera {cam} shows the same picture for {n} frames while the "
+                                        f"state moves", ep.timestamps, camera=key))
+            else:
+                dropped.append((r0 + 1, r1 + 1))
+        repeats = sum(b - a for a, b in dropped)
+        if repeats >= DROPPED_MIN:
+            out.append(make_finding("modality.dropped_frames", ep.index, (dropped[0][0], dropped[-1][1]),
+                                    f"camera {cam} repeats the previous picture at {repeats} frame(s) while "
+                                    f"the state moves (frames dropped by the recorder)", ep.timestamps,
+                                    camera=key, repeated_frames=[a for a, _ in dropped][:50]))
+    return out
