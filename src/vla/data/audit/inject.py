@@ -66,6 +66,13 @@ def jitter(ep, rng, sigma, others=None, ctx=None):
     return ep
 
 
+def rate_mismatch(ep, rng, factor, others=None, ctx=None):
+    """Timestamps stretched: recorded at fps / factor but labelled as fps."""
+    ep = _copy(ep)
+    ep.timestamps = ep.timestamps[0] + (ep.timestamps - ep.timestamps[0]) * factor
+    return ep
+
+
 def _keep_rows(ep: EpisodeArrays, keep: np.ndarray) -> EpisodeArrays:
     ep.timestamps = ep.timestamps[keep]
     if ep.state is not None:
@@ -280,6 +287,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("time.non_monotonic", non_monotonic, (1, 2, 4), 1, "swapped timestamp pairs"),
     Fault("time.duplicate_timestamp", duplicate_timestamp, (1, 2, 4), 1, "repeated timestamps"),
     Fault("time.jitter", jitter, (0.05, 0.1, 0.2), 0.1, "noise std / period"),
+    Fault("time.rate_mismatch", rate_mismatch, (1.1, 1.25, 2.0), 1.25, "interval scale"),
     Fault("time.gap", gap, (1, 2, 5), 1, "frames removed"),
     Fault("time.stream_offset", stream_offset, (2, 4, 8), 4, "camera delay (frames)", "images"),
     Fault("modality.nan", nan_values, (1, 5), 1, "NaN values"),

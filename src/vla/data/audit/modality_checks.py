@@ -17,6 +17,7 @@ from vla.data.audit.time_checks import motion_energy, state_speed
 
 FROZEN_MIN = 5          # frames: a repeat at least this long is a frozen stream
 IMAGE_STILL = 0.01      # gray levels (thumbnail mean abs diff) under which two pictures are "the same"
+EXPECT_MIN = 4 * IMAGE_STILL  # expected motion energy above which a repeat is suspicious
 DROPPED_MIN = 2         # isolated repeats needed in an episode to report dropped frames
 
 
@@ -77,24 +78,49 @@ def check_frozen_state(ep: EpisodeArrays, action_scale: np.ndarray | None) -> li
     return out
 
 
-def _moving_mask(ep: EpisodeArrays, n: int, state_scale: np.ndarray | None) -> np.ndarray:
-    """moving[t]: the state changes noticeably between t and t+1 (t < n)."""
+def motion_gain(episodes: list[EpisodeArrays], state_scale: np.ndarray | None,
+                dims: list[int] | None = None) -> float:
+    """Dataset-wide image motion per unit of state speed (median ratio over moving frames)."""
+    ratios = []
+    for ep in episodes:
+        if ep.state is None or not ep.images or not np.isfinite(ep.state).all() or len(ep.state) < 3:
+            continue
+        s = ep.state if not dims else ep.state[:, dims]
+        v = state_speed(s, None if state_scale is None else (state_scale if not dims else state_scale[dims]))
+        for th in ep.images.values():
+            m = motion_energy(th)
+            n = min(len(m), len(v))
+            ok = (v[:n] > 0) & (m[:n] > IMAGE_STILL)
+            ratios.append(m[:n][ok] / v[:n][ok])
+    r = np.concatenate(ratios) if ratios else np.zeros(0)
+    return float(np.median(r)) if r.size else 0.0
+
+
+def _moving_mask(ep: EpisodeArrays, n: int, state_scale: np.ndarray | None, gain: float,
+                 dims: list[int] | None = None) -> np.ndarray:
+    """moving[t]: the state moves enough between t and t+1 that the picture should change visibly
+    (expected motion energy, from the dataset's gain, at least EXPECT_MIN)."""
     if ep.state is None or len(ep.state) < 2 or not np.isfinite(ep.state).any():
         return np.zeros(n, bool)
-    v = state_speed(np.nan_to_num(ep.state), state_scale)[:n]
-    ref = np.median(v[v > 0]) if (v > 0).any() else 0.0
-    mv = v > 0.3 * ref if ref > 0 else np.zeros(len(v), bool)
+    s = np.nan_to_num(ep.state if not dims else ep.state[:, dims])
+    v = state_speed(s, None if state_scale is None else (state_scale if not dims else state_scale[dims]))[:n]
+    if gain > 0:
+        mv = gain * v >= EXPECT_MIN
+    else:
+        ref = np.median(v[v > 0]) if (v > 0).any() else 0.0
+        mv = v > 0.3 * ref if ref > 0 else np.zeros(len(v), bool)
     return np.pad(mv, (0, n - len(mv)))
 
 
-def check_frozen_images(ep: EpisodeArrays, state_scale: np.ndarray | None) -> list[Finding]:
+def check_frozen_images(ep: EpisodeArrays, state_scale: np.ndarray | None, gain: float = 0.0,
+                        dims: list[int] | None = None) -> list[Finding]:
     """Repeated pictures while the state moves: long runs -> frozen, isolated ones -> dropped frames."""
     out = []
     for key, th in ep.images.items():
         if len(th) < 3:
             continue
         m = motion_energy(th)                       # m[t]: change between t and t+1
-        moving = _moving_mask(ep, len(m), state_scale)
+        moving = _moving_mask(ep, len(m), state_scale, gain, dims)
         still = m <= IMAGE_STILL
         cam = key.split(".")[-1]
         dropped: list[tuple[int, int]] = []

@@ -63,6 +63,7 @@ def audit_arrays(
     scale = {k: np.where(np.isfinite(v), v, 1.0) for k, v in scale.items()}
     dups = ec.find_duplicates(episodes, scale)
     vis = tc.visible_dims(episodes, state_step)
+    gain = mc.motion_gain(episodes, state_step, vis)
     lags = {e.index: tc.camera_lags(e, state_step, vis) for e in episodes}
     # reference values per task (episodes of one task share contacts, speeds, camera motion);
     # tasks with fewer than MIN_GROUP episodes use the whole dataset
@@ -113,7 +114,7 @@ def audit_arrays(
         f += mc.check_nan(ep)
         f += mc.check_frame_counts(ep)
         f += mc.check_frozen_state(ep, action_sd)
-        f += mc.check_frozen_images(ep, state_step)
+        f += mc.check_frozen_images(ep, state_step, gain, vis)
         if model is not None:
             f += ac.check_relation(ep, rel.get(ep.index, []), thresholds(ep.index), model, action_names)
         f += ac.check_outliers(ep, bounds)
@@ -127,7 +128,7 @@ def audit_arrays(
         "action_model": model.to_dict() if model is not None else None,
         "relation_thresholds": {str(k[0]) if len(k) == 1 else f"{len(k)} episodes": {"resid": v.resid, "roll": v.roll}
                                 for k, v in th_cache.items()},
-        "gripper_dims": gdims, "visible_state_dims": vis,
+        "gripper_dims": gdims, "visible_state_dims": vis, "image_motion_gain": gain,
         "median_length": float(np.median(list(lengths.values()))) if lengths else 0.0,
     }
     return AuditReport(path, fps, dataset_score(reports, ds_findings), reports, ds_findings, context)

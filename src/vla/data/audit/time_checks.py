@@ -37,12 +37,28 @@ def check_timestamps(ep: EpisodeArrays, fps: float) -> list[Finding]:
     for a, b in merge_ranges(runs(dup), slack=1):
         out.append(make_finding("time.duplicate_timestamp", ep.index, (a, b + 1),
                                 f"{int(dup[a:b].sum())} repeated timestamp(s) at {ts[a]:.3f} s", ts))
+    # rate, gaps and jitter are judged on the sorted, de-duplicated timestamps so that a swapped or
+    # repeated timestamp is reported once (above), not again as a gap
+    order = np.argsort(ts, kind="stable")
+    keep = np.ones(len(order), bool)
+    keep[1:] = np.diff(ts[order]) > 1e-3 * p
+    order = order[keep]
+    d = np.diff(ts[order])
+    pos = d[d > 1e-3 * p]
+    if pos.size >= 5:
+        med = float(np.median(pos))
+        if abs(med - p) > RATE_TOL * p:
+            out.append(make_finding("time.rate_mismatch", ep.index, (0, len(ts)),
+                                    f"median interval {med * 1000:.2f} ms, nominal {p * 1000:.2f} ms "
+                                    f"({1 / med:.1f} Hz vs {fps:g} Hz)", ts, median_interval_s=med))
+            p = med  # judge gaps and jitter against the rate the episode was actually recorded at
     gaps = d > GAP_FACTOR * p
     for a, b in runs(gaps):
+        a, b = int(min(order[a], order[b])), int(max(order[a], order[b]))
         lost = int(np.round(d[a:b] / p).sum() - (b - a))
         out.append(make_finding("time.gap", ep.index, (a, b + 1),
                                 f"{d[a:b].max() * 1000:.0f} ms without a sample (~{lost} frame(s) missing "
-                                f"at {fps:g} Hz)", ts, missing_frames=lost))
+                                f"at {1 / p:.3g} Hz)", ts, missing_frames=lost))
     normal = d[(d > 0.5 * p) & (d < GAP_FACTOR * p)]
     if normal.size >= 5:
         jit = mad(normal)
@@ -51,11 +67,6 @@ def check_timestamps(ep: EpisodeArrays, fps: float) -> list[Finding]:
                                     f"frame interval varies by {jit * 1000:.2f} ms (robust std), "
                                     f"{100 * jit / p:.0f} % of the {p * 1000:.1f} ms period", ts,
                                     jitter_s=jit))
-        med = float(np.median(normal))
-        if abs(med - p) > RATE_TOL * p:
-            out.append(make_finding("time.rate_mismatch", ep.index, (0, len(ts)),
-                                    f"median interval {med * 1000:.2f} ms, nominal {p * 1000:.2f} ms "
-                                    f"({1 / med:.1f} Hz vs {fps:g} Hz)", ts))
     return out
 
 
