@@ -1,0 +1,122 @@
+"""Build the self-contained episode page: frames as base64 JPEG, plots and findings in inline JS.
+
+Nothing is loaded from the network: the template (package data ``template.html``) carries its
+CSS and JS, and the episode's data is embedded as one JSON object. Frames are downscaled to at
+most ``max_width`` pixels wide; long episodes keep every frame (a 500-frame, 2-camera episode at
+160 px is roughly 2-3 MB).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PLACEHOLDER = "/*__DATA__*/"
+
+
+def jpeg_b64(img: np.ndarray, quality: int = 80, max_width: int = 256) -> str:
+    from PIL import Image
+
+    im = Image.fromarray(np.asarray(img, np.uint8))
+    if im.width > max_width:
+        im = im.resize((max_width, max(1, round(im.height * max_width / im.width))), Image.BILINEAR)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=quality)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _series(a: np.ndarray | None) -> list[list[float | None]] | None:
+    if a is None:
+        return None
+    a = np.asarray(a, np.float64)
+    a = a[:, None] if a.ndim == 1 else a
+    return [[None if not math.isfinite(v) else round(float(v), 6) for v in row] for row in a]
+
+
+def _names(feature: dict | None, n: int) -> list[str]:
+    names = (feature or {}).get("names")
+    if isinstance(names, dict):
+        names = next(iter(names.values()), None)
+    if isinstance(names, list) and names and isinstance(names[0], list):
+        names = names[0]
+    if isinstance(names, list) and len(names) == n:
+        return [str(x) for x in names]
+    return [f"dim {i}" for i in range(n)]
+
+
+def page_data(ds: Any, episode: int, findings: list[dict] | None = None, score: float | None = None,
+              max_width: int = 256, quality: int = 80) -> dict[str, Any]:
+    """The JSON object the page is built from (also useful for tests)."""
+    info = ds.episode(episode)
+    cols = ds.episode_columns(episode)
+    ts = np.asarray(cols.get("timestamp", np.arange(info.length) / ds.fps), np.float64).reshape(-1)
+    state = cols.get("observation.state")
+    action = cols.get("action")
+    frames = {}
+    for key in ds.camera_keys:
+        try:
+            imgs = ds.episode_images(episode, key)
+        except Exception:  # noqa: BLE001 - show the page without a broken stream
+            continue
+        frames[key.split("observation.images.")[-1]] = [jpeg_b64(f, quality, max_width) for f in imgs]
+    s = _series(state)
+    a = _series(action)
+    return {
+        "title": f"{Path(ds.root).name} - episode {episode}",
+        "subtitle": f"{info.length} frames at {ds.fps:g} Hz ({info.length / ds.fps:.2f} s), robot {ds.robot_type}",
+        "fps": ds.fps, "timestamps": [round(float(t), 6) for t in ts],
+        "state": s, "action": a,
+        "state_names": _names(ds.features.get("observation.state"), len(s[0]) if s else 0),
+        "action_names": _names(ds.features.get("action"), len(a[0]) if a else 0),
+        "frames": frames, "findings": findings or [], "score": score,
+        "instruction": " | ".join(info.tasks), "provenance": info.provenance or {},
+        "dataset": {"path": str(ds.root), "fps": ds.fps, "robot_type": ds.robot_type,
+                    "episodes": ds.num_episodes, "embodiment": ds.embodiment},
+    }
+
+
+def render(data: dict[str, Any]) -> str:
+    """Fill the template with ``data``; '</' is escaped so the JSON cannot close the script tag."""
+    tpl = resources.files("vla.data.viewer").joinpath("template.html").read_text(encoding="utf-8")
+    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    title = str(data.get("title", "")).replace("&", "&amp;").replace("<", "&lt;")
+    return tpl.replace("__TITLE__", title).replace(PLACEHOLDER, "const DATA = " + blob + ";")
+
+
+def build_page(ds_or_path: Any, episode: int | None = None, out: str | Path | None = None,
+               report: Any = None, run_audit: bool = True, max_width: int = 256) -> str:
+    """HTML page of one episode (default: the first present). Runs the audit for the findings unless
+    ``report`` is given or ``run_audit`` is False. Writes ``out`` when given; returns the HTML."""
+    from vla.data import Dataset
+
+    ds = Dataset.open(ds_or_path) if isinstance(ds_or_path, (str, Path)) else ds_or_path
+    missing = set(getattr(ds, "missing_episodes", []) or [])
+    present = [e.index for e in ds.episodes if e.index not in missing]
+    if episode is None:
+        if not present:
+            raise ValueError(f"{ds.root}: no episode on disk")
+        episode = present[0]
+    if episode not in present:
+        raise ValueError(f"episode {episode} is not in {ds.root} (present: {present[:10]}...)")
+    if report is None and run_audit:
+        from vla.data.audit import audit
+
+        report = audit(ds)
+    findings, score = [], None
+    if report is not None:
+        rep = next((e for e in report.episodes if e.episode == episode), None)
+        if rep is not None:
+            findings = [f.to_dict() for f in rep.findings]
+            score = rep.score
+    html = render(page_data(ds, episode, findings, score, max_width))
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(html, encoding="utf-8")
+    return html
