@@ -29,7 +29,8 @@ def broken(tmp_path_factory):
     keep = np.ones(len(eps[6].state), bool)
     keep[40:42] = False
     e6 = eps[6]
-    e6.state, e6.action, e6.images, e6.timestamps = e6.state[keep], e6.action[keep], e6.images[keep], e6.timestamps[keep]
+    e6.state, e6.action, e6.images = e6.state[keep], e6.action[keep], e6.images[keep]
+    e6.timestamps = e6.timestamps[keep]
     return S.write(eps, tmp_path_factory.mktemp("audit") / "broken")
 
 

@@ -33,8 +33,9 @@ class FullEpisode:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def arrays(self, index: int) -> EpisodeArrays:
-        return EpisodeArrays(index, self.timestamps.copy(), self.state.astype(np.float64), self.action.astype(np.float64),
-                             {"observation.images.cam": thumbnails(self.images)}, [self.task], dict(self.provenance))
+        images = {"observation.images.cam": thumbnails(self.images)}
+        return EpisodeArrays(index, self.timestamps.copy(), self.state.astype(np.float64),
+                             self.action.astype(np.float64), images, [self.task], dict(self.provenance))
 
 
 def draw(state: np.ndarray) -> np.ndarray:

@@ -153,5 +153,5 @@ def register(app: typer.Typer) -> None:
                 with Progress(transient=True) as bar:
                     task = bar.add_task("exporting", total=total)
                     summary = export(cat, q, dst, overwrite, lambda n: bar.update(task, completed=n))
-        typer.echo(json.dumps(summary, indent=2) if as_json else
-                   f"wrote {summary['destination']}: {summary['episodes']} episodes from {summary['datasets']} dataset(s)")
+        msg = f"wrote {summary['destination']}: {summary['episodes']} episodes from {summary['datasets']} dataset(s)"
+        typer.echo(json.dumps(summary, indent=2) if as_json else msg)

@@ -154,7 +154,8 @@ class Catalog:
             self.con.executemany(f"INSERT INTO episodes ({cols}) VALUES ({marks})", rows)
         return int(ds_id)
 
-    def set_quality(self, path: str, dataset_quality: float, episode_quality: dict[int, float], audited_at: str) -> None:
+    def set_quality(self, path: str, dataset_quality: float, episode_quality: dict[int, float],
+                    audited_at: str) -> None:
         with self.con:
             row = self.con.execute("SELECT id FROM datasets WHERE path = ?", (path,)).fetchone()
             if row is None:
