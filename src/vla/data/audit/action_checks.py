@@ -46,6 +46,23 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt((x**2).mean())) if x.size else np.nan
 
 
+def _predictions(model: ActionModel, s: np.ndarray, n: int, shift: int) -> dict[int, np.ndarray]:
+    """Predicted a_j for every explained dim, dims sharing (mode, lag) computed in one product."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    for j in model.explained:
+        d = model.dims[j]
+        groups.setdefault((d.mode, d.lag), []).append(j)
+    out = {}
+    for (mode, lag), dims in groups.items():
+        X = model.features(s, mode, lag - shift, n)
+        W = np.stack([model.dims[j].w for j in dims], axis=1)
+        b = np.array([model.dims[j].b for j in dims])
+        P = X @ W + b
+        for k, j in enumerate(dims):
+            out[j] = P[:, k]
+    return out
+
+
 def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
     s, a = ep.state, ep.action
     if s is None or a is None or len(a) < 8 or len(s) < 8:
@@ -53,9 +70,11 @@ def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
     out = []
     n = len(a)
     win = max(8, n // 8)
+    shifted = {sh: _predictions(model, s, n, -sh) for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1)}
+    trim = slice(SHIFT_SEARCH, n - SHIFT_SEARCH) if n > 3 * SHIFT_SEARCH else slice(0, n)
     for j in model.explained:
         d = model.dims[j]
-        p = model.predict(s, n, j)
+        p = shifted[0][j]
         r = (a[:, j] - p) / d.resid
         ok = np.isfinite(r)
         if ok.sum() < 8:
@@ -70,11 +89,9 @@ def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
         vp = float((pc**2).sum())
         gamma = float((pc * ac).sum() / vp) if vp > 1e-12 else 1.0
         g_res = _rms((ac - gamma * pc) / d.resid)
-        curve = np.zeros(2 * SHIFT_SEARCH + 1)
-        for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1):
-            rs = r if sh == 0 else (a[:, j] - model.predict(s, n, j, shift=-sh)) / d.resid
-            # compare on the same frames: drop the ends
-            curve[sh + SHIFT_SEARCH] = _rms(rs[SHIFT_SEARCH: n - SHIFT_SEARCH]) if n > 3 * SHIFT_SEARCH else _rms(rs)
+        # residual per alignment shift, on the same frames (ends dropped)
+        curve = np.array([_rms(((a[:, j] - shifted[sh][j]) / d.resid)[trim])
+                          for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1)])
         k_best = int(np.nanargmin(curve)) if np.isfinite(curve).any() else SHIFT_SEARCH
         base = curve[SHIFT_SEARCH]
         out.append(DimStats(j, _rms(r), float(roll[k]), (k, k + win), gamma, g_res, k_best - SHIFT_SEARCH,

@@ -113,43 +113,50 @@ def fit_action_model(states: list[np.ndarray | None], actions: list[np.ndarray |
     model = ActionModel(mu, sd, [None] * A)
     keep = np.ones(len(pairs), bool)
     best: list[DimModel | None] = [None] * A
+    chosen: list[DimModel | None] = [None] * A
     for _round in range(ROUNDS):
         best = [None] * A
         table: dict[str, list[float]] = {}
-        for mode in MODES:
-            for lag in range(MAX_LAG + 1):
-                Xl, Yl, owner = [], [], []
-                for i, (s, a) in enumerate(pairs):
-                    if not keep[i]:
-                        continue
-                    X = model.features(s, mode, lag, len(a))
-                    ok = np.isfinite(X).all(axis=1) & np.isfinite(a).all(axis=1)
-                    Xl.append(X[ok])
-                    Yl.append(a[ok])
-                    owner.append(np.full(int(ok.sum()), i))
-                X = np.concatenate(Xl)
-                Y = np.concatenate(Yl)
-                own = np.concatenate(owner)
-                if len(X) < 10:
+        # first round: every relation and lag; refits only revisit the ones chosen
+        combos = [(m, lag) for m in MODES for lag in range(MAX_LAG + 1)] if _round == 0 else \
+            sorted({(d.mode, d.lag) for d in chosen if d is not None})
+        for mode, lag in combos:
+            Xl, Yl, owner = [], [], []
+            for i, (s, a) in enumerate(pairs):
+                if not keep[i]:
                     continue
-                if len(X) > MAX_ROWS:
-                    sel = np.linspace(0, len(X) - 1, MAX_ROWS).astype(int)
-                    X, Y, own = X[sel], Y[sel], own[sel]
-                Xb = np.concatenate([X, np.ones((len(X), 1))], axis=1)
-                reg = RIDGE * len(X) * np.eye(Xb.shape[1])
-                reg[-1, -1] = 0
-                W = np.linalg.solve(Xb.T @ Xb + reg, Xb.T @ Y)
-                R = Y - Xb @ W
-                var = Y.var(axis=0)
-                r2 = np.where(var > 1e-12, 1 - (R**2).mean(axis=0) / np.where(var > 1e-12, var, 1), 0.0)
-                table[f"{mode}@{lag}"] = [round(float(x), 4) for x in r2]
-                for j in range(A):
-                    if best[j] is None or r2[j] > best[j].r2:
-                        per_ep = [np.sqrt((R[own == i, j] ** 2).mean()) for i in np.unique(own)]
-                        best[j] = DimModel(mode, lag, W[:-1, j], float(W[-1, j]), float(r2[j]),
-                                           float(np.median(per_ep)))
+                X = model.features(s, mode, lag, len(a))
+                ok = np.isfinite(X).all(axis=1) & np.isfinite(a).all(axis=1)
+                Xl.append(X[ok])
+                Yl.append(a[ok])
+                owner.append(np.full(int(ok.sum()), i))
+            X = np.concatenate(Xl)
+            Y = np.concatenate(Yl)
+            own = np.concatenate(owner)
+            if len(X) < 10:
+                continue
+            if len(X) > MAX_ROWS:
+                sel = np.linspace(0, len(X) - 1, MAX_ROWS).astype(int)
+                X, Y, own = X[sel], Y[sel], own[sel]
+            Xb = np.concatenate([X, np.ones((len(X), 1))], axis=1)
+            reg = RIDGE * len(X) * np.eye(Xb.shape[1])
+            reg[-1, -1] = 0
+            W = np.linalg.solve(Xb.T @ Xb + reg, Xb.T @ Y)
+            R = Y - Xb @ W
+            var = Y.var(axis=0)
+            r2 = np.where(var > 1e-12, 1 - (R**2).mean(axis=0) / np.where(var > 1e-12, var, 1), 0.0)
+            table[f"{mode}@{lag}"] = [round(float(x), 4) for x in r2]
+            _, inv = np.unique(own, return_inverse=True)
+            ss = np.zeros((int(inv.max()) + 1, A))
+            np.add.at(ss, inv, R**2)
+            per_ep = np.median(np.sqrt(ss / np.bincount(inv)[:, None]), axis=0)  # typical episode RMS
+            for j in range(A):
+                if best[j] is None or r2[j] > best[j].r2:
+                    best[j] = DimModel(mode, lag, W[:-1, j], float(W[-1, j]), float(r2[j]), float(per_ep[j]))
         model.dims = best
-        model.r2_table = table
+        chosen = list(best)
+        if _round == 0:
+            model.r2_table = table
         # robust refit: leave out episodes whose residual is far above the rest
         if _round < ROUNDS - 1 and len(pairs) >= 5:
             scores = np.array([_episode_resid(model, s, a) for s, a in pairs])

@@ -289,7 +289,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("time.jitter", jitter, (0.05, 0.1, 0.2), 0.1, "noise std / period"),
     Fault("time.rate_mismatch", rate_mismatch, (1.1, 1.25, 2.0), 1.25, "interval scale"),
     Fault("time.gap", gap, (1, 2, 5), 1, "frames removed"),
-    Fault("time.stream_offset", stream_offset, (2, 4, 8), 4, "camera delay (frames)", "images"),
+    Fault("time.stream_offset", stream_offset, (4, 8, 12), 12, "camera delay (frames)", "images"),
     Fault("modality.nan", nan_values, (1, 5), 1, "NaN values"),
     Fault("modality.missing", missing_stream, (1,), 1, "stream removed"),
     Fault("modality.frozen_state", frozen_state, (5, 10, 20), 10, "frames held", "state"),

@@ -20,6 +20,7 @@ from vla.data.audit import time_checks as tc
 from vla.data.audit.action_model import fit_action_model
 from vla.data.audit.episode import EpisodeArrays, group_key, load_episodes
 from vla.data.audit.findings import AuditReport, EpisodeReport, Finding, make_finding
+from vla.data.audit.runs import mad
 from vla.data.audit.scoring import dataset_score, episode_score
 
 MIN_GROUP = 3  # episodes of a task needed to use the task's own reference values
@@ -76,13 +77,13 @@ def audit_arrays(
         g = groups[tasks[i]]
         return g if len(g) >= MIN_GROUP else all_idx
 
-    usual_lag: dict[int, dict[str, float]] = {}
+    usual_lag: dict[int, dict[str, tuple[float, float]]] = {}
     for i in all_idx:
         usual_lag[i] = {}
         for key in lags.get(i, {}):
             vals = [lags[o][key][0] for o in peers(i) if key in lags.get(o, {})
                     and lags[o][key][1] >= tc.OFFSET_MIN_CORR]
-            usual_lag[i][key] = float(np.median(vals)) if len(vals) >= 3 else 0.0
+            usual_lag[i][key] = (float(np.median(vals)), mad(vals)) if len(vals) >= 3 else (0.0, 0.0)
     rel = {e.index: ac.relation_stats(e, model) for e in episodes} if model is not None else {}
     comb = {i: ac.combined(ac.reliable(v, model)) for i, v in rel.items() if v}
     th_cache: dict[tuple[int, ...], ac.RelationThresholds] = {}

@@ -19,7 +19,8 @@ GAP_FACTOR = 1.5       # an interval longer than 1.5 periods is a gap (dropped s
 RATE_TOL = 0.05        # median interval more than 5 % off 1/fps -> rate mismatch
 OFFSET_MIN = 4         # camera/state lag differing from the dataset's by >= 4 frames
 OFFSET_MIN_CORR = 0.3  # and only when the correlation peak is this clear
-OFFSET_MARGIN = 0.15   # ... and beats the correlation at the usual lag by this much
+OFFSET_MARGIN = 0.02   # ... and beats the correlation at the usual lag (at all)
+OFFSET_SPREAD = 3.0    # ... by more than 3x the robust spread of the peers' lags
 
 
 def check_timestamps(ep: EpisodeArrays, fps: float) -> list[Finding]:
@@ -132,7 +133,7 @@ def visible_dims(episodes: list[EpisodeArrays], scale: np.ndarray | None) -> lis
         return []
     med = {i: float(np.median(v)) for i, v in per.items()}
     top = max(med.values())
-    return [i for i, c in med.items() if c >= max(0.2, 0.7 * top)]
+    return [i for i, c in med.items() if c >= max(0.2, 0.5 * top)]
 
 
 def camera_lags(ep: EpisodeArrays, state_scale: np.ndarray | None, dims: list[int] | None = None,
@@ -161,18 +162,22 @@ def camera_lags(ep: EpisodeArrays, state_scale: np.ndarray | None, dims: list[in
 
 
 def check_stream_offset(ep: EpisodeArrays, lags: dict[str, tuple[int, float, np.ndarray]],
-                        usual: dict[str, float]) -> list[Finding]:
+                        usual: dict[str, tuple[float, float]]) -> list[Finding]:
+    """Flag a camera whose lag differs from its peers' usual lag by more than the peers' own spread.
+
+    ``usual[camera] = (median lag, robust spread of the lags)`` over the episode's peers.
+    """
     out = []
     for key, (lag, c, cs) in lags.items():
-        ref = usual.get(key, 0.0)
+        ref, spread = usual.get(key, (0.0, 0.0))
         L = (len(cs) - 1) // 2
         c_ref = cs[int(np.clip(round(ref) + L, 0, len(cs) - 1))]
-        if c >= OFFSET_MIN_CORR and abs(lag - ref) >= OFFSET_MIN and (
-                not np.isfinite(c_ref) or c - c_ref >= OFFSET_MARGIN):
+        need = max(OFFSET_MIN, int(np.ceil(OFFSET_SPREAD * spread)))
+        if c >= OFFSET_MIN_CORR and abs(lag - ref) >= need and (not np.isfinite(c_ref) or c - c_ref >= OFFSET_MARGIN):
             side = "lags" if lag > ref else "leads"
             out.append(make_finding("time.stream_offset", ep.index, (0, ep.length),
                                     f"camera {key.split('.')[-1]} {side} the state by {abs(lag - ref):.0f} "
                                     f"frame(s) (motion/speed correlation {c:.2f} vs {c_ref:.2f} at the "
-                                    f"dataset lag {ref:g})", ep.timestamps, camera=key, lag_frames=lag - ref,
+                                    f"usual lag {ref:g})", ep.timestamps, camera=key, lag_frames=lag - ref,
                                     corr=c))
     return out
