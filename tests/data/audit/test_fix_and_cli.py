@@ -95,3 +95,13 @@ def test_cli_json_out_and_fix(broken, tmp_path):
     assert json.loads(out.read_text())["counts"]["modality.nan"] == 1
     r = CliRunner().invoke(app, ["audit", str(broken)])
     assert r.exit_code == 0 and "time.non_monotonic" in r.output
+
+
+def test_frame_count_mismatch_is_reported():
+    """A camera stream with fewer frames than the table is a finding, not a crash."""
+    from vla.data.audit.episode import EpisodeArrays
+    from vla.data.audit.modality_checks import check_frame_counts
+
+    ep = EpisodeArrays(0, np.arange(10) / 20, np.zeros((10, 2)), np.zeros((10, 2)), {"cam": np.zeros((7, 4, 4))})
+    f = check_frame_counts(ep)
+    assert f and f[0].type == "modality.frame_count_mismatch" and "7 frames" in f[0].explanation

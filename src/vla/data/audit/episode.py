@@ -89,7 +89,7 @@ def episode_from_dataset(ds: Any, e: int, with_images: bool = True) -> EpisodeAr
             try:
                 frames = ds.episode_images(e, key)
             except Exception:  # noqa: BLE001 - a missing/broken stream is a finding, not a crash
-                frames = None
+                frames = _decode_any_length(ds, e, key)
             if frames is None or len(frames) == 0:
                 missing.append(key)
                 continue
@@ -97,6 +97,18 @@ def episode_from_dataset(ds: Any, e: int, with_images: bool = True) -> EpisodeAr
     tasks = list(getattr(info, "tasks", []) or []) if info is not None else []
     prov = dict(getattr(info, "provenance", None) or {}) if info is not None else {}
     return EpisodeArrays(e, ts, state, action, images, tasks, prov, missing)
+
+
+def _decode_any_length(ds: Any, e: int, key: str) -> np.ndarray | None:
+    """Decode a video whose frame count disagrees with the table (the store refuses to); None if
+    it cannot be decoded at all."""
+    try:
+        from vla.data.video import decode_range
+
+        ref = ds.episode(e).videos[key]
+        return decode_range(ref.path, ref.from_timestamp, ref.to_timestamp, ds.fps, expected=None)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def load_episodes(ds: Any, episodes: list[int] | None = None, with_images: bool = True) -> Iterator[EpisodeArrays]:
