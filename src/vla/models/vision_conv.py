@@ -71,8 +71,6 @@ class ConvEncoder(nn.Module):
                  keypoint_tokens: int, cond_dim: int | None, stem_stride: int = 2,
                  keypoint_stage: int = -2) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
         self.downs = nn.ModuleList()
         self.stages = nn.ModuleList()
         c_in = 3
@@ -96,7 +94,9 @@ class ConvEncoder(nn.Module):
         self.num_tokens = grid * grid + self.keypoint_tokens
 
     def forward(self, images: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        # No input standardization: the GroupNorm after the stem conv removes any per-channel affine
+        # change of the input, so pixels in [0, 1] go straight in (saves two passes over the batch).
+        x = images.contiguous(memory_format=torch.channels_last)
         kp_source = None
         for i, (down, blocks) in enumerate(zip(self.downs, self.stages, strict=True)):
             x = down(x)

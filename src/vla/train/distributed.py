@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -45,7 +46,8 @@ def setup(device: str = "auto") -> DistInfo:
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        dist.init_process_group(backend=backend)
+        # long enough for rank 0 to build the image cache or run a simulator evaluation alone
+        dist.init_process_group(backend=backend, timeout=timedelta(hours=3))
     return DistInfo(rank, world, local_rank, local_world, dev)
 
 

@@ -138,7 +138,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
     if info.is_main and config.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=end, initial=start, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
     frames_per_step = config.batch_size * info.world_size
     epoch_steps = max(1, cache.num_frames // frames_per_step)
     window = {"loss": 0.0, "l1": 0.0, "n": 0, "t0": time.perf_counter(), "wait0": 0.0}
@@ -211,6 +211,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
             final.save(run / "policy")
             summary = {
                 "steps": config.steps, "world_size": info.world_size, "batch_size": config.batch_size,
+                "torch_threads": torch.get_num_threads(),
                 "num_frames": cache.num_frames, "params": policy.num_parameters(),
                 "wall_s": round(time.perf_counter() - run_t0, 2),
                 "data_wait_frac_after_first_epoch": (after_epoch["wait"] / after_epoch["time"]
