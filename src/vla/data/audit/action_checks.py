@@ -109,6 +109,8 @@ class RelationThresholds:
 GAMMA_BOUNDS = (0.5, 1.6)         # slope outside -> sign/scale candidate
 GAIN = 0.7                        # ... when rescaling by the slope cuts the residual below 70 %
 FIXED_RESID = 1.6                 # ... and after undoing the slope the dim looks clean
+MIN_SLOPE = 0.25                  # below this the dim is unrelated (inconsistent), not mis-scaled
+STRONG_GAIN = 0.35                # ... or undoing the slope removes most of the residual
 SIGN_SCALE_MIN_RESID = 1.8        # ... and the residual is clearly above a clean episode's
 RELIABLE_R2 = 0.8                 # dims fitted at least this well drive sign/scale/shift/combined checks
 SHIFT_GAIN = 0.75                 # shifting must cut the joint residual below 75 %
@@ -158,8 +160,8 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
         return d.gamma / ref if ref > 0.3 else d.gamma
 
     dev = [d for d in good if not (GAMMA_BOUNDS[0] <= rel_gamma(d) <= GAMMA_BOUNDS[1])
-           and d.resid >= SIGN_SCALE_MIN_RESID and d.gamma_resid <= GAIN * d.resid and abs(d.gamma) > 0.05
-           and d.gamma_resid <= typical * max(1.0, abs(d.gamma))]
+           and d.resid >= SIGN_SCALE_MIN_RESID and d.gamma_resid <= GAIN * d.resid and abs(d.gamma) >= MIN_SLOPE
+           and (d.gamma_resid <= typical * max(1.0, abs(d.gamma)) or d.gamma_resid <= STRONG_GAIN * d.resid)]
     gs = [d.gamma for d in dev]
     uniform = len(dev) > 1 and min(gs) > 0 and max(gs) / min(gs) < 1.25
     if len(dev) > 1 and not uniform:

@@ -26,6 +26,9 @@ RIDGE = 1e-3
 MAX_ROWS = 60_000
 ROUNDS = 4            # fit, then refit without episodes whose residual > OUTLIER_FACTOR x median
 OUTLIER_FACTOR = 2.0
+RANSAC_MIN = 6        # episodes needed before trying fits on small subsets
+RANSAC_TRIES = 8
+RANSAC_SIZE = 3
 
 
 @dataclass
@@ -111,66 +114,111 @@ def fit_action_model(states: list[np.ndarray | None], actions: list[np.ndarray |
         s_ = X.std(axis=0) if len(X) else np.ones(pairs[0][0].shape[1])
         sd[mode] = np.where(s_ > 1e-9, s_, np.inf)
     model = ActionModel(mu, sd, [None] * A)
+    all_combos = [(m, lag) for m in MODES for lag in range(MAX_LAG + 1)]
     keep = np.ones(len(pairs), bool)
-    best: list[DimModel | None] = [None] * A
-    chosen: list[DimModel | None] = [None] * A
-    for _round in range(ROUNDS):
-        best = [None] * A
-        table: dict[str, list[float]] = {}
-        # first round: every relation and lag; refits only revisit the ones chosen
-        combos = [(m, lag) for m in MODES for lag in range(MAX_LAG + 1)] if _round == 0 else \
-            sorted({(d.mode, d.lag) for d in chosen if d is not None})
-        for mode, lag in combos:
-            Xl, Yl, owner = [], [], []
-            for i, (s, a) in enumerate(pairs):
-                if not keep[i]:
-                    continue
-                X = model.features(s, mode, lag, len(a))
-                ok = np.isfinite(X).all(axis=1) & np.isfinite(a).all(axis=1)
-                Xl.append(X[ok])
-                Yl.append(a[ok])
-                owner.append(np.full(int(ok.sum()), i))
-            X = np.concatenate(Xl)
-            Y = np.concatenate(Yl)
-            own = np.concatenate(owner)
-            if len(X) < 10:
-                continue
-            if len(X) > MAX_ROWS:
-                sel = np.linspace(0, len(X) - 1, MAX_ROWS).astype(int)
-                X, Y, own = X[sel], Y[sel], own[sel]
-            Xb = np.concatenate([X, np.ones((len(X), 1))], axis=1)
-            reg = RIDGE * len(X) * np.eye(Xb.shape[1])
-            reg[-1, -1] = 0
-            W = np.linalg.solve(Xb.T @ Xb + reg, Xb.T @ Y)
-            R = Y - Xb @ W
-            var = Y.var(axis=0)
-            r2 = np.where(var > 1e-12, 1 - (R**2).mean(axis=0) / np.where(var > 1e-12, var, 1), 0.0)
-            table[f"{mode}@{lag}"] = [round(float(x), 4) for x in r2]
-            _, inv = np.unique(own, return_inverse=True)
-            ss = np.zeros((int(inv.max()) + 1, A))
-            np.add.at(ss, inv, R**2)
-            per_ep = np.median(np.sqrt(ss / np.bincount(inv)[:, None]), axis=0)  # typical episode RMS
-            for j in range(A):
-                if best[j] is None or r2[j] > best[j].r2:
-                    best[j] = DimModel(mode, lag, W[:-1, j], float(W[-1, j]), float(r2[j]), float(per_ep[j]))
+    best, model.r2_table = _fit_combos(model, pairs, keep, all_combos, A)
+    model.dims = best
+    combos = sorted({(d.mode, d.lag) for d in best if d is not None})
+    if len(pairs) >= RANSAC_MIN:
+        # a quarter of bad episodes can drag a pooled fit far enough that it explains them; start
+        # instead from the fit on a few episodes that best explains the typical episode (RANSAC)
+        act_sd = np.nanstd(np.concatenate([a for _, a in pairs]), axis=0)
+        act_sd = np.where(act_sd > 1e-12, act_sd, np.inf)
+        rng = np.random.default_rng(0)
+        cands = [best]
+        lengths = np.array([len(a) for _, a in pairs])
+        pool = np.flatnonzero(lengths >= 0.5 * np.median(lengths))  # short episodes are suspects themselves
+        for _ in range(RANSAC_TRIES if len(pool) >= RANSAC_SIZE else 0):
+            sub = np.zeros(len(pairs), bool)
+            sub[rng.choice(pool, RANSAC_SIZE, replace=False)] = True
+            cands.append(_fit_combos(model, pairs, sub, combos, A)[0])
+        scores = []
+        for c in cands:
+            model.dims = c
+            rms = _rms_matrix(model, pairs)
+            scores.append(float(np.nansum(np.nanmedian(rms / act_sd, axis=0))))
+        model.dims = cands[int(np.argmin(scores))]
+        rms = _rms_matrix(model, pairs)
+        ratio = np.nanmax(rms / np.nanmedian(rms, axis=0), axis=1)
+        keep = np.nan_to_num(ratio, nan=0.0) <= OUTLIER_FACTOR
+        if keep.sum() < max(3, len(pairs) // 2):
+            keep = np.ones(len(pairs), bool)
+    for _round in range(1, ROUNDS):
+        best, _ = _fit_combos(model, pairs, keep, combos, A)
         model.dims = best
-        chosen = list(best)
-        if _round == 0:
-            model.r2_table = table
-        # robust refit: leave out episodes whose residual is far above the rest
-        if _round < ROUNDS - 1 and len(pairs) >= 5:
-            scores = np.array([_episode_resid(model, s, a) for s, a in pairs])
-            med = np.median(scores[keep]) if keep.any() else np.median(scores)
-            new_keep = scores <= max(OUTLIER_FACTOR * med, med + 1e-9)
-            if new_keep.sum() < max(3, len(pairs) // 2):
-                break
-            if (new_keep == keep).all() and _round > 0:
-                break
-            keep = new_keep
-        else:
+        if _round == ROUNDS - 1 or len(pairs) < 5:
             break
+        # robust refit: leave out episodes whose residual is far above the rest
+        scores_e = np.array([_episode_resid(model, s, a) for s, a in pairs])
+        med = np.median(scores_e[keep]) if keep.any() else np.median(scores_e)
+        new_keep = scores_e <= max(OUTLIER_FACTOR * med, med + 1e-9)
+        if new_keep.sum() < max(3, len(pairs) // 2) or (new_keep == keep).all():
+            break
+        keep = new_keep
+    # the typical residual is the median over all episodes (not only the kept ones)
+    rms = np.nanmedian(_rms_matrix(model, pairs), axis=0)
+    for j, d in enumerate(best):
+        if d is not None and np.isfinite(rms[j]):
+            d.resid = float(rms[j])
     model.dims = [d if d is not None and d.r2 >= MIN_R2 and d.resid > 0 else None for d in best]
     return model
+
+
+def _fit_combos(model: ActionModel, pairs: list, keep: np.ndarray, combos: list[tuple[str, int]],
+                A: int) -> tuple[list[DimModel | None], dict[str, list[float]]]:
+    """Ridge fit of every action dim for each (mode, lag); per dim the best R^2 wins."""
+    best: list[DimModel | None] = [None] * A
+    table: dict[str, list[float]] = {}
+    for mode, lag in combos:
+        Xl, Yl, owner = [], [], []
+        for i, (s, a) in enumerate(pairs):
+            if not keep[i]:
+                continue
+            X = model.features(s, mode, lag, len(a))
+            ok = np.isfinite(X).all(axis=1) & np.isfinite(a).all(axis=1)
+            Xl.append(X[ok])
+            Yl.append(a[ok])
+            owner.append(np.full(int(ok.sum()), i))
+        if not Xl:
+            continue
+        X = np.concatenate(Xl)
+        Y = np.concatenate(Yl)
+        own = np.concatenate(owner)
+        if len(X) < 10:
+            continue
+        if len(X) > MAX_ROWS:
+            sel = np.linspace(0, len(X) - 1, MAX_ROWS).astype(int)
+            X, Y, own = X[sel], Y[sel], own[sel]
+        Xb = np.concatenate([X, np.ones((len(X), 1))], axis=1)
+        reg = RIDGE * len(X) * np.eye(Xb.shape[1])
+        reg[-1, -1] = 0
+        W = np.linalg.solve(Xb.T @ Xb + reg, Xb.T @ Y)
+        R = Y - Xb @ W
+        var = Y.var(axis=0)
+        r2 = np.where(var > 1e-12, 1 - (R**2).mean(axis=0) / np.where(var > 1e-12, var, 1), 0.0)
+        table[f"{mode}@{lag}"] = [round(float(x), 4) for x in r2]
+        _, inv = np.unique(own, return_inverse=True)
+        ss = np.zeros((int(inv.max()) + 1, A))
+        np.add.at(ss, inv, R**2)
+        per_ep = np.median(np.sqrt(ss / np.bincount(inv)[:, None]), axis=0)  # typical episode RMS
+        for j in range(A):
+            if best[j] is None or r2[j] > best[j].r2:
+                best[j] = DimModel(mode, lag, W[:-1, j], float(W[-1, j]), float(r2[j]), float(per_ep[j]))
+    return best, table
+
+
+def _rms_matrix(model: ActionModel, pairs: list) -> np.ndarray:
+    """[episodes, action dims] RMS residual of the current model (NaN where undefined)."""
+    out = np.full((len(pairs), len(model.dims)), np.nan)
+    for i, (s, a) in enumerate(pairs):
+        for j, d in enumerate(model.dims):
+            if d is None:
+                continue
+            p = model.predict(s, len(a), j)
+            ok = np.isfinite(p) & np.isfinite(a[:, j])
+            if ok.sum() > 3:
+                out[i, j] = np.sqrt(((a[ok, j] - p[ok]) ** 2).mean())
+    return out
 
 
 def _episode_resid(model: ActionModel, s: np.ndarray, a: np.ndarray) -> float:
