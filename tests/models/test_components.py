@@ -131,7 +131,7 @@ def test_spatial_softmax_finds_a_bright_spot():
     with torch.no_grad():
         ss.proj.weight.fill_(1.0)
         ss.proj.bias.zero_()
-        ss.log_temperature.fill_(-3.0)
+        ss.log_temperature.fill_(-3.0)  # sharper than the default start
     x = torch.zeros(1, 1, 9, 9)
     x[0, 0, 2, 6] = 10.0  # row 2 (y), column 6 (x)
     xy = ss(x)[0]

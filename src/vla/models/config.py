@@ -44,7 +44,7 @@ class PolicyConfig:
     vision_blocks: list[int] = field(default_factory=lambda: [0, 0, 1])
     vision_stem_stride: int = 4
     vision_grid: int = 4
-    keypoint_stage: int = 1
+    keypoint_stage: int = 0
     vision_keypoints: int = 32
     keypoint_tokens: int = 2
     share_vision_encoder: bool = True

@@ -2,10 +2,13 @@
 
 Outputs tokens that keep WHERE things are: a ``grid x grid`` map of tokens with learned 2-D position
 embeddings, plus ``keypoint_tokens`` tokens packing spatial-softmax keypoints (expected x, y of
-``keypoints`` learned feature maps, taken at the second-to-last stage for sub-cell precision).
+``keypoints`` learned feature maps, read at an early, high-resolution stage: the stem output by
+default, where a 2-3 pixel goal marker is still a distinct response).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -40,12 +43,17 @@ class FiLMResBlock(nn.Module):
 
 
 class SpatialSoftmax(nn.Module):
-    """1x1 conv to K maps, softmax over positions, expected (x, y) in [-1, 1] -> [B, 2K]."""
+    """1x1 conv to K maps, softmax over positions, expected (x, y) in [-1, 1] -> [B, 2K].
 
-    def __init__(self, channels: int, keypoints: int) -> None:
+    The learned temperature starts low (0.1): with a soft start the expected positions all sit near
+    the centre and the gradient is too weak to learn small targets (measured on a 3x3-pixel dot in
+    128x128 images: ~30 px error after 400 steps with temperature 1, ~2 px with 0.1).
+    """
+
+    def __init__(self, channels: int, keypoints: int, init_temperature: float = 0.1) -> None:
         super().__init__()
         self.proj = nn.Conv2d(channels, keypoints, 1)
-        self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(init_temperature)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
