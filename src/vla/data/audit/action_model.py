@@ -29,6 +29,7 @@ OUTLIER_FACTOR = 2.0
 RANSAC_MIN = 6        # episodes needed before trying fits on small subsets
 RANSAC_TRIES = 8
 RANSAC_SIZE = 3
+RANSAC_GAIN = 0.9
 
 
 @dataclass
@@ -137,7 +138,9 @@ def fit_action_model(states: list[np.ndarray | None], actions: list[np.ndarray |
             model.dims = c
             rms = _rms_matrix(model, pairs)
             scores.append(float(np.nansum(np.nanmedian(rms / act_sd, axis=0))))
-        model.dims = cands[int(np.argmin(scores))]
+        k = int(np.argmin(scores))
+        # keep the pooled fit unless a subset fit explains the typical episode clearly better
+        model.dims = cands[k] if scores[k] < RANSAC_GAIN * scores[0] else cands[0]
         rms = _rms_matrix(model, pairs)
         ratio = np.nanmax(rms / np.nanmedian(rms, axis=0), axis=1)
         keep = np.nan_to_num(ratio, nan=0.0) <= OUTLIER_FACTOR
