@@ -100,7 +100,7 @@ def test_train_writes_run_and_resume_is_bit_exact(dataset, tmp_path):
     assert [r["step"] for r in records if "loss" in r] == [2, 4, 6]
     assert all(r["samples_per_s"] > 0 and 0 <= r["data_wait_frac"] <= 1 for r in records if "loss" in r)
     assert evals == [6] and records[-1] == {"step": 6, "eval/success_rate": 0.5}
-    policy = Policy.from_pretrained(straight / "policy")
+    policy = Policy.from_pretrained(straight)  # a run folder loads its final policy
     assert policy.config.state_dim == 4 and policy.config.chunk == 4
 
     # N/2 steps, stop, resume for the rest: identical raw weights, EMA and optimizer state
@@ -109,6 +109,8 @@ def test_train_writes_run_and_resume_is_bit_exact(dataset, tmp_path):
     assert not (tmp_path / "b" / "policy").exists()
     with pytest.raises(FileExistsError, match="--resume"):
         train(cfg_b)
+    with pytest.raises(ValueError, match="policy settings differ.*d_model"):
+        train(_config(dataset, tmp_path / "b", policy={**TINY_POLICY, "d_model": 16}), resume=True)
     train(cfg_b, resume=True)
     a, b = _weights(straight, 6), _weights(tmp_path / "b", 6)
     assert a.keys() == b.keys()

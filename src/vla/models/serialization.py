@@ -71,6 +71,8 @@ def read_policy_folder(folder: str | Path) -> tuple[PolicyConfig, dict[str, torc
     folder = Path(folder)
     if not folder.is_dir():
         raise PolicyLoadError(f"policy folder {str(folder)!r} does not exist")
+    if not (folder / CONFIG_FILE).exists() and (folder / "policy" / CONFIG_FILE).is_file():
+        folder = folder / "policy"  # a training run folder: its final policy
     missing = [name for name in POLICY_FILES if not (folder / name).is_file()]
     if missing:
         raise PolicyLoadError(f"policy folder {str(folder)!r} is missing {missing} (needs {list(POLICY_FILES)})")

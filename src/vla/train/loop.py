@@ -117,6 +117,10 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
         ckpt = latest_checkpoint(run)
         if ckpt is None:
             raise FileNotFoundError(f"--resume: no complete checkpoint under {run / 'checkpoints'}")
+        saved = PolicyConfig.load(ckpt / "policy" / "config.json")
+        if saved != pcfg:
+            diff = {k: (v, pcfg.to_dict()[k]) for k, v in saved.to_dict().items() if pcfg.to_dict()[k] != v}
+            raise ValueError(f"--resume: the policy settings differ from {ckpt} (saved, now): {diff}")
         start = load_checkpoint(ckpt, policy, ema, optimizer)
     if info.is_main:
         atomic_write_text(run / "train_config.json", json.dumps(config.to_dict(), indent=2))
