@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgles2 libglx-mesa0 chromium chromium-driver)
+APT_PACKAGES=(libegl1 libegl-mesa0 libgl1 libopengl0 libgl1-mesa-dri libgles2 libglx-mesa0 chromium chromium-driver)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
