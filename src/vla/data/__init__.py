@@ -7,7 +7,6 @@ from vla.data.provenance import Provenance
 from vla.data.writer import DatasetWriter
 
 
-
 def __getattr__(name: str):
     """Lazy re-exports whose modules import this package (``convert``)."""
     if name == "convert":

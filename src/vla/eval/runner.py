@@ -124,7 +124,9 @@ def _run(jobs: list[RolloutJob], policy_dir: Path, max_steps: int, video_dir: Pa
          progress: bool) -> list[RolloutResult]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    # One torch thread per rollout worker: with two threads a chunk takes ~390 ms instead of ~5 ms
+    # here whenever another process holds a core (measured, see benchmarks/latency.py).
+    threads = 1
     init = (str(policy_dir), max_steps, str(video_dir) if video_dir else None, threads)
     results: list[RolloutResult] = []
     columns = (TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("success {task.fields[sr]}"),
