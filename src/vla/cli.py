@@ -25,6 +25,9 @@ def _root() -> None:
 COMMAND_MODULES = [
     "vla.data.commands",
     "vla.data.formats.commands",
+    "vla.data.audit.commands",
+    "vla.data.catalog.commands",
+    "vla.data.viewer.commands",
     "vla.sim.commands",
     "vla.train.commands",
     "vla.eval.commands",

@@ -1,7 +1,8 @@
 """The episode page is self-contained and works in headless Chromium: frames render, the
 scrubber changes the frame and moves the plot cursors, findings are on the timeline.
 
-Needs the Debian packages chromium and chromium-driver (skipped without them). Set
+Needs the Debian packages chromium and chromium-driver (scripts/setup.sh installs them; the test
+fails without them). Set
 VLA_VIEWER_SCREENSHOT=path.png to save a screenshot of the page.
 """
 
@@ -46,8 +47,8 @@ def test_page_is_self_contained(page):
 @pytest.fixture(scope="module")
 def browser():
     if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
-        pytest.skip("chromium / chromedriver not installed (apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver")
+        pytest.fail(f"{CHROMIUM} / {DRIVER} missing: run scripts/setup.sh (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
