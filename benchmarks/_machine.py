@@ -23,3 +23,13 @@ def machine_info() -> dict:
         "loadavg_1_5_15": list(os.getloadavg()),
         "note": "CPUs shared with other jobs: load > cpus means less than a full core for this process",
     }
+
+
+def write_result(path, result: dict) -> None:
+    """Write a benchmark's result as JSON (atomically) and echo it to stdout."""
+    import json
+
+    from vla.data.atomic import write_json_atomic
+
+    write_json_atomic(path, result)
+    print(json.dumps(result, indent=2))

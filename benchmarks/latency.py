@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_info  # noqa: E402
+from _machine import machine_info, write_result  # noqa: E402
 from vla.models import NormalizationStats, Policy, PolicyConfig  # noqa: E402
 from vla.train.config import parse_value  # noqa: E402
 
@@ -79,10 +79,7 @@ def main() -> None:
         "target_p50_ms": 10.0,
         "machine": machine_info(),
     }
-    text = json.dumps(result, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
-    print(text)
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

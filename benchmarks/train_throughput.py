@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_info  # noqa: E402
+from _machine import machine_info, write_result  # noqa: E402
 from vla.train import make_config, train  # noqa: E402
 
 
@@ -115,10 +115,7 @@ def main() -> None:
         "target": {"samples_per_s": 400, "data_wait_frac": 0.10},
         "machine": machine_info(),
     }
-    text = json.dumps(result, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
-    print(text)
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":
