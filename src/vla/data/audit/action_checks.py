@@ -36,9 +36,12 @@ class DimStats:
     roll_at: tuple[int, int]
     gamma: float        # slope of actions vs prediction (centered)
     gamma_resid: float  # residual after rescaling by gamma
-    shift: int          # best alignment shift (frames); + = actions late
+    shift: int          # best alignment shift (frames); - = actions late (they fit earlier states' motion)
     shift_resid: float
     shift_curve: np.ndarray | None = None  # RMS residual per shift -SHIFT_SEARCH..SHIFT_SEARCH (trimmed ends)
+    # centered co-moments of actions and predictions per shift (trimmed ends, in units of the dim's
+    # typical residual): sxy[shift], sxx[shift], syy[shift]; pooled over dims they give ``coherence``
+    moments: np.ndarray | None = None
 
 
 def _rms(x: np.ndarray) -> float:
@@ -58,6 +61,10 @@ def _predictions(model: ActionModel, s: np.ndarray, n: int, shift: int) -> dict[
         W = np.stack([model.dims[j].w for j in dims], axis=1)
         b = np.array([model.dims[j].b for j in dims])
         P = X @ W + b
+        if model.plausible is not None:
+            lo, hi = model.plausible[0][dims], model.plausible[1][dims]
+            with np.errstate(invalid="ignore"):
+                P[(P < lo) | (P > hi)] = np.nan
         for k, j in enumerate(dims):
             out[j] = P[:, k]
     return out
@@ -94,8 +101,16 @@ def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
                           for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1)])
         k_best = int(np.nanargmin(curve)) if np.isfinite(curve).any() else SHIFT_SEARCH
         base = curve[SHIFT_SEARCH]
+        mom = np.zeros((2 * SHIFT_SEARCH + 1, 3))
+        for i, sh in enumerate(range(-SHIFT_SEARCH, SHIFT_SEARCH + 1)):
+            x, y = a[trim, j] / d.resid, shifted[sh][j][trim] / d.resid
+            m = np.isfinite(x) & np.isfinite(y)
+            if m.sum() > 3:
+                x, y = x[m] - x[m].mean(), y[m] - y[m].mean()
+                mom[i] = (x * y).sum(), (x * x).sum(), (y * y).sum()
         out.append(DimStats(j, _rms(r), float(roll[k]), (k, k + win), gamma, g_res, k_best - SHIFT_SEARCH,
-                            float(curve[k_best] / base * _rms(r)) if base > 0 else float(curve[k_best]), curve))
+                            float(curve[k_best] / base * _rms(r)) if base > 0 else float(curve[k_best]), curve,
+                            mom))
     return out
 
 
@@ -104,6 +119,9 @@ class RelationThresholds:
     resid: float = RESID_FLOOR     # on the combined (RMS over reliable dims) whole-episode residual
     roll: float = ROLL_FLOOR       # on the combined worst-window residual
     gamma_ref: dict[int, float] = field(default_factory=dict)  # usual slope per dim among peers
+    gres_ref: dict[int, float] = field(default_factory=dict)   # usual slope-corrected residual per dim
+    lags: list[float] | None = None   # best joint alignment lag (frames) of each peer episode
+    coherence: float | None = None    # threshold on ``coherence`` (None: not used)
 
 
 GAMMA_BOUNDS = (0.5, 1.6)         # slope outside -> sign/scale candidate
@@ -111,10 +129,52 @@ GAIN = 0.7                        # ... when rescaling by the slope cuts the res
 FIXED_RESID = 1.6                 # ... and after undoing the slope the dim looks clean
 MIN_SLOPE = 0.25                  # below this the dim is unrelated (inconsistent), not mis-scaled
 STRONG_GAIN = 0.35                # ... or undoing the slope removes most of the residual
+PEER_GRES_FACTOR = 2.0           # ... or its slope-corrected residual / |slope| is within 2x its peers'
 SIGN_SCALE_MIN_RESID = 1.8        # ... and the residual is clearly above a clean episode's
 RELIABLE_R2 = 0.8                 # dims fitted at least this well drive sign/scale/shift/combined checks
 SHIFT_GAIN = 0.75                 # shifting must cut the joint residual below 75 %
 SHIFT_MIN_RESID = 0.3             # ... of an episode whose residual is above a clean one's
+MIN_LAG_PEERS = 4                 # with this many peers the lag is judged against theirs instead of 0:
+SHIFT_MIN_DEV = 1.5               # ... at least this many frames from the peers' median lag,
+LAG_TOL = 1.0                     # ... with fewer than LAG_USUAL_FRAC of the peers within LAG_TOL frames
+LAG_USUAL_FRAC = 0.15             # (tasks can have two usual lags)
+SHIFT_PEER_GAIN = 0.9             # ... and a residual below 90 % of the one at the peers' lag
+SHIFT_STRONG_GAIN = 0.5           # (below 50 %: flagged even when peers share the lag)
+COHERENCE_FACTOR = 2.5            # inconsistent when 1 - correlation > this x the peers' median ...
+COHERENCE_FLOOR = 0.15            # ... and above this
+COHERENCE_MODE_PEERS = 20         # with this many peers also above COHERENCE_MODE_MARGIN x their 85th percentile
+COHERENCE_MODE_MARGIN = 1.25
+
+
+def coherence(stats: list[DimStats]) -> float | None:
+    """1 - the best (over alignment shifts) pooled correlation of actions with the predictions of the
+    given dims (each in units of its typical residual, so moving dims dominate). Scale-free: a
+    contact that slows the hand barely moves it, actions taken from another episode raise it."""
+    moms = [d.moments for d in stats if d.moments is not None]
+    if not moms:
+        return None
+    m = np.sum(moms, axis=0)
+    den = np.sqrt(m[:, 1] * m[:, 2])
+    ok = den > 1e-12
+    if not ok.any():
+        return None
+    return float(1.0 - np.max(m[ok, 0] / den[ok]))
+
+
+def joint_shift(stats: list[DimStats]) -> tuple[float, np.ndarray] | None:
+    """Best joint alignment (frames, sub-frame by a parabola through the minimum; - = actions late)
+    and the joint residual curve over shifts -SHIFT_SEARCH..SHIFT_SEARCH."""
+    curves = [d.shift_curve for d in stats if d.shift_curve is not None and np.isfinite(d.shift_curve).all()]
+    if not curves:
+        return None
+    joint = np.sqrt(np.mean(np.stack(curves) ** 2, axis=0))
+    k = int(np.argmin(joint))
+    off = 0.0
+    if 0 < k < len(joint) - 1:
+        a, b, c = joint[k - 1], joint[k], joint[k + 1]
+        den = a - 2 * b + c
+        off = float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den > 0 else 0.0
+    return k - SHIFT_SEARCH + off, joint
 
 
 def reliable(stats: list[DimStats], model: ActionModel) -> list[DimStats]:
@@ -140,32 +200,64 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
     out: list[Finding] = []
     ts, n = ep.timestamps, ep.length
     good = reliable(stats, model)
-    # a time shift moves every reliable dimension the same way: pick it jointly
-    curves = [d.shift_curve for d in good if d.shift_curve is not None and np.isfinite(d.shift_curve).all()]
-    if curves:
-        joint = np.sqrt(np.mean(np.stack(curves) ** 2, axis=0))
-        k = int(np.argmin(joint))
-        sh = k - SHIFT_SEARCH
-        base = joint[SHIFT_SEARCH]
-        if abs(sh) >= 2 and base > SHIFT_MIN_RESID and joint[k] < SHIFT_GAIN * base:
-            side = "late" if sh > 0 else "early"
-            out.append(make_finding("action.time_shift", ep.index, (0, n),
-                                    f"actions fit the states best when moved {abs(sh)} frame(s): they are "
-                                    f"{side} relative to the states (residual {base:.1f}x -> {joint[k]:.1f}x)",
-                                    ts, shift_frames=sh))
-            return out
     typical = max(FIXED_RESID, 1.5 * float(np.median([d.resid for d in good])))
+
     def rel_gamma(d: DimStats) -> float:
         ref = th.gamma_ref.get(d.j, 1.0)
         return d.gamma / ref if ref > 0.3 else d.gamma
 
+    def undone_clean(d: DimStats) -> bool:
+        # a dim scaled by c has its slope-corrected residual scaled by |c| too: undo that and compare
+        # with what the dim's slope-corrected residual usually is among the episode's peers
+        c = max(1.0, abs(rel_gamma(d)))
+        usual = max(FIXED_RESID, PEER_GRES_FACTOR * th.gres_ref.get(d.j, 0.0))
+        return d.gamma_resid <= typical * max(1.0, abs(d.gamma)) or d.gamma_resid <= STRONG_GAIN * d.resid \
+            or d.gamma_resid / c <= usual
+
     dev = [d for d in good if not (GAMMA_BOUNDS[0] <= rel_gamma(d) <= GAMMA_BOUNDS[1])
            and d.resid >= SIGN_SCALE_MIN_RESID and d.gamma_resid <= GAIN * d.resid and abs(d.gamma) >= MIN_SLOPE
-           and (d.gamma_resid <= typical * max(1.0, abs(d.gamma)) or d.gamma_resid <= STRONG_GAIN * d.resid)]
+           and undone_clean(d)]
     gs = [d.gamma for d in dev]
     uniform = len(dev) > 1 and min(gs) > 0 and max(gs) / min(gs) < 1.25
     if len(dev) > 1 and not uniform:
         dev = []          # several dims off in different ways: mislabelled actions, not a sign/scale slip
+    # a time shift moves every reliable dimension the same way: pick it jointly (unless one dim is
+    # clearly sign-flipped or mis-scaled: such a dim drags the joint curve toward the search edge)
+    js = joint_shift(good) if not dev else None
+    if js is not None:
+        lag, joint = js
+        k = int(np.argmin(joint))
+        if th.lags is not None and len(th.lags) >= MIN_LAG_PEERS:
+            # against the episode's peers: the usual lag of a task is not always 0 (controller
+            # delays, contact-dominated motion), and some tasks have more than one usual lag
+            ref = float(np.median(th.lags))
+            r0 = float(np.interp(ref + SHIFT_SEARCH, np.arange(len(joint)), joint))
+            others = list(th.lags)
+            if lag in others:
+                others.remove(lag)     # the episode itself
+            near = sum(abs(x - lag) <= LAG_TOL for x in others)
+            usual = near >= max(1, LAG_USUAL_FRAC * len(others))
+            # a lag shared by a cluster of peers is one of the task's usual lags unless moving back
+            # to the median lag makes the fit much worse (then the cluster is shifted episodes)
+            gain = joint[k] / r0 if r0 > 0 else 1.0
+            hit = abs(lag - ref) >= SHIFT_MIN_DEV and (gain < SHIFT_STRONG_GAIN or
+                                                       (not usual and gain < SHIFT_PEER_GAIN))
+            sh = int(round(lag - ref))
+            base = r0
+        else:
+            sh = k - SHIFT_SEARCH
+            base = joint[SHIFT_SEARCH]
+            hit = abs(sh) >= 2 and base > SHIFT_MIN_RESID and joint[k] < SHIFT_GAIN * base
+        # a real shift has an interior minimum that fits about as well as a clean episode; actions
+        # unrelated to the states slide the minimum to the end of the search instead
+        hit = hit and 0 < k < len(joint) - 1 and joint[k] <= th.resid
+        if hit and sh != 0:
+            side = "late" if sh < 0 else "early"   # negative: actions match earlier state motion
+            out.append(make_finding("action.time_shift", ep.index, (0, n),
+                                    f"actions fit the states best when moved {abs(sh)} frame(s) from the usual "
+                                    f"alignment: they are {side} relative to the states (residual {base:.1f}x -> "
+                                    f"{joint[k]:.1f}x)", ts, shift_frames=sh))
+            return out
     flagged = set()
     for d in dev:
         flagged.add(d.j)
@@ -180,14 +272,16 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
     rest = [d for d in good if d.j not in flagged]
     if rest:
         resid, roll = combined(rest)
-        if resid > th.resid or roll > th.roll:
+        coh = coherence(rest)
+        if resid > th.resid or roll > th.roll or (th.coherence is not None and coh is not None
+                                                  and coh > th.coherence):
             worst = max(rest, key=lambda d: d.roll)
             frames = (0, n) if resid > th.resid else worst.roll_at
             out.append(make_finding("action.inconsistent", ep.index, frames,
                                     f"actions disagree with the following states (dims "
                                     f"{', '.join(nm(d.j) for d in rest[:4])}: residual {resid:.1f}x, worst "
-                                    f"window {roll:.1f}x a clean episode's)", ts,
-                                    dims=[d.j for d in rest], resid=resid, roll=roll))
+                                    f"window {roll:.1f}x a clean episode's, correlation {1 - (coh or 0):.2f})", ts,
+                                    dims=[d.j for d in rest], resid=resid, roll=roll, coherence=coh))
     return out
 
 

@@ -30,6 +30,8 @@ RANSAC_MIN = 6        # episodes needed before trying fits on small subsets
 RANSAC_TRIES = 8
 RANSAC_SIZE = 3
 RANSAC_GAIN = 0.9
+PLAUSIBLE_MARGIN = 2.0
+HUBER_C = 3.0         # Huber threshold on the row residual, in robust (MAD) standard deviations
 
 
 @dataclass
@@ -50,6 +52,10 @@ class ActionModel:
     sd: dict[str, np.ndarray]
     dims: list[DimModel | None] = field(default_factory=list)
     r2_table: dict[str, list[float]] = field(default_factory=dict)
+    # plausible range of predicted actions (the dataset's action range widened by PLAUSIBLE_MARGIN
+    # 1-99 % widths); a prediction beyond it comes from a state glitch (a jump, an angle wrap), not
+    # from the action label, and the per-episode checks leave that frame out
+    plausible: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def explained(self) -> list[int]:
@@ -115,6 +121,12 @@ def fit_action_model(states: list[np.ndarray | None], actions: list[np.ndarray |
         s_ = X.std(axis=0) if len(X) else np.ones(pairs[0][0].shape[1])
         sd[mode] = np.where(s_ > 1e-9, s_, np.inf)
     model = ActionModel(mu, sd, [None] * A)
+    acts = np.concatenate([a for _, a in pairs])
+    acts = acts[np.isfinite(acts).all(axis=1)]
+    if len(acts) >= 10:
+        q1, q99 = np.quantile(acts, [0.01, 0.99], axis=0)
+        w = np.maximum(q99 - q1, 1e-6)
+        model.plausible = (q1 - PLAUSIBLE_MARGIN * w, q99 + PLAUSIBLE_MARGIN * w)
     all_combos = [(m, lag) for m in MODES for lag in range(MAX_LAG + 1)]
     keep = np.ones(len(pairs), bool)
     best, model.r2_table = _fit_combos(model, pairs, keep, all_combos, A)
@@ -197,6 +209,14 @@ def _fit_combos(model: ActionModel, pairs: list, keep: np.ndarray, combos: list[
         reg[-1, -1] = 0
         W = np.linalg.solve(Xb.T @ Xb + reg, Xb.T @ Y)
         R = Y - Xb @ W
+        # one Huber reweighting step: rows far off the fit (a spike, a glitch) get weight c/|z|
+        mad = 1.4826 * np.median(np.abs(R - np.median(R, axis=0)), axis=0)
+        z = np.max(np.abs(R) / np.where(mad > 1e-12, mad, np.inf), axis=1)
+        wt = np.minimum(1.0, HUBER_C / np.maximum(z, 1e-12))
+        if (wt < 1).any():
+            Xw = Xb * wt[:, None]
+            W = np.linalg.solve(Xw.T @ Xb + reg * wt.mean(), Xw.T @ Y)
+            R = Y - Xb @ W
         var = Y.var(axis=0)
         r2 = np.where(var > 1e-12, 1 - (R**2).mean(axis=0) / np.where(var > 1e-12, var, 1), 0.0)
         table[f"{mode}@{lag}"] = [round(float(x), 4) for x in r2]

@@ -18,6 +18,7 @@ from vla.data.audit.time_checks import motion_energy, state_speed
 FROZEN_MIN = 5          # frames: a repeat at least this long is a frozen stream
 IMAGE_STILL = 0.01      # gray levels (thumbnail mean abs diff) under which two pictures are "the same"
 EXPECT_MIN = 4 * IMAGE_STILL  # expected motion energy above which a repeat is suspicious
+REPEAT_RARE = 0.002     # dataset state repeat rate below which any FROZEN_MIN-frame repeat is frozen
 DROPPED_MIN = 2         # isolated repeats needed in an episode to report dropped frames
 
 
@@ -51,8 +52,18 @@ def check_frame_counts(ep: EpisodeArrays) -> list[Finding]:
     return out
 
 
-def check_frozen_state(ep: EpisodeArrays, action_scale: np.ndarray | None) -> list[Finding]:
-    """State exactly repeated for >= FROZEN_MIN frames while the action keeps changing."""
+def state_repeat_rate(states: list[np.ndarray | None]) -> float:
+    """Median over episodes of the fraction of consecutive frames whose state repeats exactly (a
+    simulator or a noisy sensor never repeats; an idle robot with coarse encoders does)."""
+    rates = [float(np.all(np.diff(s, axis=0) == 0, axis=1).mean()) for s in states
+             if s is not None and len(s) > 1]
+    return float(np.median(rates)) if rates else 1.0
+
+
+def check_frozen_state(ep: EpisodeArrays, action_scale: np.ndarray | None,
+                       repeat_rate: float = 1.0) -> list[Finding]:
+    """State exactly repeated for >= FROZEN_MIN frames while the action keeps changing, or at all
+    when the dataset's states otherwise never repeat (``repeat_rate`` below REPEAT_RARE)."""
     s, a = ep.state, ep.action
     if s is None or len(s) < FROZEN_MIN + 1:
         return []
@@ -63,7 +74,10 @@ def check_frozen_state(ep: EpisodeArrays, action_scale: np.ndarray | None) -> li
         if n < FROZEN_MIN:
             continue
         moving = True
-        if a is not None and len(a) >= r1 + 1:
+        never = repeat_rate < REPEAT_RARE
+        if never:
+            pass  # a stream that never repeats elsewhere has stopped updating here
+        elif a is not None and len(a) >= r1 + 1:
             seg = a[r0: r1 + 1]
             scale = action_scale if action_scale is not None else np.nanstd(a, axis=0)
             scale = np.where(scale > 1e-12, scale, np.inf)
@@ -73,7 +87,9 @@ def check_frozen_state(ep: EpisodeArrays, action_scale: np.ndarray | None) -> li
             moving = len(th) > r1 and float(motion_energy(th[r0: r1 + 1]).mean()) > IMAGE_STILL * 4
         if moving:
             out.append(make_finding("modality.frozen_state", ep.index, (r0, r1 + 1),
-                                    f"state identical for {n} frames while the robot is commanded to move",
+                                    f"state identical for {n} frames while the robot is commanded to move"
+                                    if not never else f"state identical for {n} frames (states of this "
+                                    f"dataset otherwise never repeat exactly)",
                                     ep.timestamps))
     return out
 

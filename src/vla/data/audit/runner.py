@@ -53,6 +53,7 @@ def audit_arrays(
                              [a if s is not None else None for s, a in zip(clean_states, actions, strict=True)]) \
         if any(s is not None and a is not None for s, a in zip(clean_states, actions, strict=True)) else None
     bounds = ac.action_bounds(actions)
+    repeat_rate = mc.state_repeat_rate(clean_states)
     gdims = ac.gripper_dims(actions, gripper, action_names)
     glevels = ac.gripper_levels(actions, gdims)
     lengths = {e.index: e.length for e in episodes}
@@ -86,6 +87,8 @@ def audit_arrays(
             usual_lag[i][key] = (float(np.median(vals)), mad(vals)) if len(vals) >= 3 else (0.0, 0.0)
     rel = {e.index: ac.relation_stats(e, model) for e in episodes} if model is not None else {}
     comb = {i: ac.combined(ac.reliable(v, model)) for i, v in rel.items() if v}
+    coh = {i: c for i, v in rel.items() if v and (c := ac.coherence(ac.reliable(v, model))) is not None}
+    jlag = {i: js[0] for i, v in rel.items() if v and (js := ac.joint_shift(ac.reliable(v, model))) is not None}
     th_cache: dict[tuple[int, ...], ac.RelationThresholds] = {}
 
     def thresholds(i: int) -> ac.RelationThresholds:
@@ -98,10 +101,21 @@ def audit_arrays(
                 th.resid = max(ac.RESID_FLOOR, ac.THRESHOLD_FACTOR * float(np.median([p[0] for p in per])))
                 th.roll = max(ac.ROLL_FLOOR, ac.THRESHOLD_FACTOR * float(np.median([p[1] for p in per])))
             gam: dict[int, list[float]] = {}
+            gres: dict[int, list[float]] = {}
             for o in key:
                 for d in rel.get(o, []):
                     gam.setdefault(d.j, []).append(d.gamma)
+                    gres.setdefault(d.j, []).append(d.gamma_resid)
             th.gamma_ref = {j: float(np.median(v)) for j, v in gam.items() if len(v) >= 3}
+            th.gres_ref = {j: float(np.median(v)) for j, v in gres.items() if len(v) >= 3}
+            th.lags = [jlag[o] for o in key if o in jlag]
+            cs = [coh[o] for o in key if o in coh]
+            if len(cs) >= 3:
+                th.coherence = max(ac.COHERENCE_FLOOR, ac.COHERENCE_FACTOR * float(np.median(cs)))
+                if len(cs) >= ac.COHERENCE_MODE_PEERS:
+                    # enough peers to see a task's second mode (e.g. demos that fight a door): a
+                    # level shared by the top ~15 % of the task is a way of doing it, not a mislabel
+                    th.coherence = max(th.coherence, ac.COHERENCE_MODE_MARGIN * float(np.quantile(cs, 0.85)))
             th_cache[key] = th
         return th_cache[key]
 
@@ -114,7 +128,7 @@ def audit_arrays(
         f += mc.check_missing(ep)
         f += mc.check_nan(ep)
         f += mc.check_frame_counts(ep)
-        f += mc.check_frozen_state(ep, action_sd)
+        f += mc.check_frozen_state(ep, action_sd, repeat_rate)
         f += mc.check_frozen_images(ep, state_step, gain, vis)
         if model is not None:
             f += ac.check_relation(ep, rel.get(ep.index, []), thresholds(ep.index), model, action_names)
