@@ -122,6 +122,7 @@ class RelationThresholds:
     gres_ref: dict[int, float] = field(default_factory=dict)   # usual slope-corrected residual per dim
     lags: list[float] | None = None   # best joint alignment lag (frames) of each peer episode
     coherence: float | None = None    # threshold on ``coherence`` (None: not used)
+    coherence_med: float | None = None  # the peers' median ``coherence``
 
 
 GAMMA_BOUNDS = (0.5, 1.6)         # slope outside -> sign/scale candidate
@@ -142,6 +143,8 @@ SHIFT_PEER_GAIN = 0.9             # ... and a residual below 90 % of the one at 
 SHIFT_STRONG_GAIN = 0.5           # (below 50 %: flagged even when peers share the lag)
 COHERENCE_FACTOR = 2.5            # inconsistent when 1 - correlation > this x the peers' median ...
 COHERENCE_FLOOR = 0.15            # ... and above this
+LOCKSTEP_FACTOR = 2.0             # residual-only findings need 1 - correlation above 2x the peers' median
+LOCKSTEP_MIN = 0.01               # ... and above this
 COHERENCE_MODE_PEERS = 20         # with this many peers also above COHERENCE_MODE_MARGIN x their 85th percentile
 COHERENCE_MODE_MARGIN = 1.25
 
@@ -273,8 +276,13 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
     if rest:
         resid, roll = combined(rest)
         coh = coherence(rest)
-        if resid > th.resid or roll > th.roll or (th.coherence is not None and coh is not None
-                                                  and coh > th.coherence):
+        # a residual above the peers' with the actions still moving in lockstep with the states
+        # (correlation as high as a typical peer's) is a fit that does not reach that part of the
+        # motion (rest, an unusual pose), not a relabelling
+        lockstep = coh is not None and th.coherence_med is not None and \
+            coh <= max(LOCKSTEP_MIN, LOCKSTEP_FACTOR * th.coherence_med)
+        if ((resid > th.resid or roll > th.roll) and not lockstep) or \
+                (th.coherence is not None and coh is not None and coh > th.coherence):
             worst = max(rest, key=lambda d: d.roll)
             frames = (0, n) if resid > th.resid else worst.roll_at
             out.append(make_finding("action.inconsistent", ep.index, frames,

@@ -111,6 +111,7 @@ def audit_arrays(
             th.lags = [jlag[o] for o in key if o in jlag]
             cs = [coh[o] for o in key if o in coh]
             if len(cs) >= 3:
+                th.coherence_med = float(np.median(cs))
                 th.coherence = max(ac.COHERENCE_FLOOR, ac.COHERENCE_FACTOR * float(np.median(cs)))
                 if len(cs) >= ac.COHERENCE_MODE_PEERS:
                     # enough peers to see a task's second mode (e.g. demos that fight a door): a
