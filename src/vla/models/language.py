@@ -48,6 +48,9 @@ class FrozenTextEncoder:
 
     def __init__(self, folder: Path) -> None:
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a per-process "Loading weights" bar is noise in every worker
 
         self.folder = folder
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
