@@ -20,8 +20,9 @@ def success_chart_png(report: dict[str, Any]) -> bytes:
 
     tasks = list(report["tasks"])
     rates = [report["tasks"][t]["success_rate"] for t in tasks]
-    lo = [r - report["tasks"][t]["ci95"][0] for t, r in zip(tasks, rates, strict=True)]
-    hi = [report["tasks"][t]["ci95"][1] - r for t, r in zip(tasks, rates, strict=True)]
+    # clamp: the Wilson bound at 10/10 is 1 - 1e-16 in floating point
+    lo = [max(0.0, r - report["tasks"][t]["ci95"][0]) for t, r in zip(tasks, rates, strict=True)]
+    hi = [max(0.0, report["tasks"][t]["ci95"][1] - r) for t, r in zip(tasks, rates, strict=True)]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(tasks) + 1.2), dpi=110)
     colors = ["#2a9d8f" if r >= 0.8 else "#e9c46a" if r >= 0.5 else "#e76f51" for r in rates]
     ax.barh(tasks, rates, xerr=[lo, hi], color=colors, ecolor="#333", capsize=3)
