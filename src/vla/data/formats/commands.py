@@ -5,8 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+# Standardization options shared by `vla convert` and `vla standardize` (same flags, same meaning).
+Fps = Annotated[float | None, typer.Option("--fps", help="Output control rate (resample).")]
+Normalize = Annotated[str | None, typer.Option("--normalize", help="minmax | quantile | meanstd")]
+Offsets = Annotated[list[str], typer.Option("--offset", help="STREAM=SECONDS latency offset (repeatable).")]
+ActionMode = Annotated[str | None, typer.Option("--action-mode", help="absolute | delta")]
+BinarizeGripper = Annotated[int | None, typer.Option("--binarize-gripper", help="Action dim to binarize.")]
+GripperThreshold = Annotated[float | None, typer.Option("--gripper-threshold")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 
 
 def _parse_offsets(items: list[str]) -> dict[str, float]:
@@ -66,15 +76,15 @@ def register(app: typer.Typer) -> None:
                                                "collection_method, hardware, calibration, annotation_protocol, "
                                                "license."),
         workers: int = typer.Option(1, "--workers", min=1, help="Worker processes decoding episodes."),
-        fps: float | None = typer.Option(None, "--fps", help="Output control rate (resample)."),
-        normalize: str | None = typer.Option(None, "--normalize", help="minmax | quantile | meanstd"),
-        offset: list[str] = typer.Option([], "--offset", help="STREAM=SECONDS latency offset (repeatable)."),
-        action_mode: str | None = typer.Option(None, "--action-mode", help="absolute | delta"),
-        binarize_gripper: int | None = typer.Option(None, "--binarize-gripper", help="Action dim to binarize."),
-        gripper_threshold: float | None = typer.Option(None, "--gripper-threshold"),
+        fps: Fps = None,
+        normalize: Normalize = None,
+        offset: Offsets = [],  # noqa: B006 - typer copies list defaults
+        action_mode: ActionMode = None,
+        binarize_gripper: BinarizeGripper = None,
+        gripper_threshold: GripperThreshold = None,
         images: bool = typer.Option(False, "--images", help="Store PNG images instead of video."),
         robot_type: str | None = typer.Option(None, "--robot-type"),
-        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+        as_json: AsJson = False,
     ) -> None:
         """Convert LeRobot / RLDS / MCAP / HDF5 data into a vla dataset (nothing is left at DST on failure)."""
         from vla.data.formats.convert import convert as run
@@ -86,9 +96,9 @@ def register(app: typer.Typer) -> None:
             report = run(src, dst, format=format, mapping=mapping, provenance=provenance, workers=workers,
                          standardize=cfg, use_videos=not images, robot_type=robot_type, progress=update)
         except ConversionError as e:
-            bar.close()
             _fail(e)
-        bar.close()
+        finally:
+            bar.close()
         if as_json:
             typer.echo(json.dumps(report.to_json(), indent=2))
             return
@@ -118,14 +128,14 @@ def register(app: typer.Typer) -> None:
     def standardize(
         src: Path = typer.Argument(..., help="A dataset (ours or LeRobot v2.1/v3.0)."),
         dst: Path = typer.Argument(..., help="New dataset folder (must not exist)."),
-        fps: float | None = typer.Option(None, "--fps", help="Output control rate."),
-        normalize: str | None = typer.Option(None, "--normalize", help="minmax | quantile | meanstd"),
-        offset: list[str] = typer.Option([], "--offset", help="STREAM=SECONDS latency offset (repeatable)."),
-        action_mode: str | None = typer.Option(None, "--action-mode", help="absolute | delta"),
-        binarize_gripper: int | None = typer.Option(None, "--binarize-gripper", help="Action dim to binarize."),
-        gripper_threshold: float | None = typer.Option(None, "--gripper-threshold"),
+        fps: Fps = None,
+        normalize: Normalize = None,
+        offset: Offsets = [],  # noqa: B006 - typer copies list defaults
+        action_mode: ActionMode = None,
+        binarize_gripper: BinarizeGripper = None,
+        gripper_threshold: GripperThreshold = None,
         provenance: Path | None = typer.Option(None, "--provenance", help="Needed when SRC has no provenance."),
-        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+        as_json: AsJson = False,
     ) -> None:
         """Resample, align, normalize and convert actions of a dataset into a new one."""
         from vla.data.formats.episode import ConversionError
@@ -136,9 +146,9 @@ def register(app: typer.Typer) -> None:
         try:
             report = standardize_dataset(src, dst, cfg, provenance=provenance, progress=update)
         except ConversionError as e:
-            bar.close()
             _fail(e)
-        bar.close()
+        finally:
+            bar.close()
         if as_json:
             typer.echo(json.dumps(report.to_json(), indent=2))
         else:
