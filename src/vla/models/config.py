@@ -57,6 +57,12 @@ class PolicyConfig:
     language_encoder: str = "minilm"
     language_path: str | None = None
     max_instruction_tokens: int = 16
+    # language augmentation in training: replace the whole instruction by a learned "no instruction"
+    # token with probability ``instruction_dropout`` (the policy must then read the task from the scene,
+    # which keeps it working when the wording is unfamiliar), and drop each word with ``word_dropout``.
+    # With instruction_dropout > 0 an empty instruction is also accepted at inference.
+    instruction_dropout: float = 0.0
+    word_dropout: float = 0.0
 
     # action head ("regression" now; see vla.models.heads.HEADS)
     head: str = "regression"
@@ -65,7 +71,7 @@ class PolicyConfig:
     state_norm: str = "mean_std"
 
     def __post_init__(self) -> None:
-        for name in ("mlp_ratio", "dropout", "temporal_ensemble"):
+        for name in ("mlp_ratio", "dropout", "temporal_ensemble", "instruction_dropout", "word_dropout"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 try:
@@ -118,6 +124,9 @@ class PolicyConfig:
             raise ConfigError(f"state_norm: expected 'mean_std' or 'min_max', got {self.state_norm!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout: expected 0 <= dropout < 1, got {self.dropout}")
+        for name in ("instruction_dropout", "word_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name}: expected 0 <= {name} < 1, got {getattr(self, name)}")
         if self.augment_shift < 0:
             raise ConfigError("augment_shift: expected >= 0 pixels")
 

@@ -13,6 +13,18 @@ from pathlib import Path
 import torch
 
 
+def drop_words(text: str, p: float, generator: torch.Generator | None = None) -> str:
+    """Word dropout (training augmentation): remove each whitespace-separated word with probability
+    ``p``, keeping at least one word (the first kept is chosen at random when all would go)."""
+    words = text.split()
+    if p <= 0 or len(words) < 2:
+        return text
+    keep = (torch.rand(len(words), generator=generator) >= p).tolist()
+    if not any(keep):
+        keep[int(torch.randint(len(words), (1,), generator=generator))] = True
+    return " ".join(w for w, k in zip(words, keep, strict=True) if k)
+
+
 class LanguageModelNotFound(FileNotFoundError):
     """The text encoder folder recorded in a policy config is missing or incomplete."""
 

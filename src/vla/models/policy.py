@@ -20,7 +20,7 @@ from .backbone import Transformer
 from .config import PolicyConfig
 from .heads import build_head
 from .image_ops import random_shift, resize, to_float_nchw
-from .language import FrozenTextEncoder, get_text_encoder
+from .language import FrozenTextEncoder, drop_words, get_text_encoder
 from .normalize import NormalizationStats, Normalizer
 from .serialization import PolicyLoadError, describe_keys, read_policy_folder, write_policy_folder
 from .vision_conv import ConvEncoder
@@ -61,7 +61,11 @@ class Policy(nn.Module):
         self.__dict__["_text"] = text  # plain attribute: never in state_dict, .to(), or DDP
         self.lang_proj = nn.Linear(text.dim, d)
         self.lang_pos = nn.Parameter(torch.randn(config.max_instruction_tokens, d) * 0.02)
-        self.lang_pool = AttentionPool(d)
+        # FiLM needs one condition vector per sample; without FiLM language enters only the backbone.
+        self.lang_pool = AttentionPool(d) if config.film else None
+        # the "no instruction" token (instruction dropout in training; an empty instruction at inference)
+        self.null_instruction = (nn.Parameter(torch.randn(1, d) * 0.02) if config.instruction_dropout > 0
+                                 else None)
         n_enc = 1 if config.share_vision_encoder else len(config.cameras)
         self.vision = nn.ModuleList(self._build_vision() for _ in range(n_enc))
         self.camera_emb = nn.Parameter(torch.randn(len(config.cameras), d) * 0.02)
@@ -106,10 +110,8 @@ class Policy(nn.Module):
         """Backbone features of the action readout tokens [B, H, d]."""
         c = self.config
         b = state.shape[0]
-        feats, lmask = self.text_encoder.encode(list(instructions), c.max_instruction_tokens)
-        feats, lmask = feats.to(self.device), lmask.to(self.device)
-        lang = self.lang_proj(feats) + self.lang_pos[: feats.shape[1]]
-        cond = self.lang_pool(lang, lmask)
+        lang, lmask = self._language_tokens(list(instructions))
+        cond = self.lang_pool(lang, lmask) if self.lang_pool is not None else None
         pixels = []
         for cam in c.cameras:
             img = images[cam]
@@ -118,12 +120,13 @@ class Policy(nn.Module):
             pixels.append(resize(to_float_nchw(img), c.image_size))
         cam_tokens: list[torch.Tensor] = []
         if len(self.vision) == 1:
-            conds = torch.cat([cond + self.camera_emb[i] for i in range(len(c.cameras))])
+            conds = (torch.cat([cond + self.camera_emb[i] for i in range(len(c.cameras))]) if cond is not None
+                     else None)
             out = self.vision[0](torch.cat(pixels), conds)
             cam_tokens = list(out.split(b))
         else:
-            cam_tokens = [enc(x, cond + self.camera_emb[i]) for i, (enc, x) in enumerate(zip(self.vision, pixels,
-                                                                                                strict=True))]
+            cam_tokens = [enc(x, None if cond is None else cond + self.camera_emb[i])
+                          for i, (enc, x) in enumerate(zip(self.vision, pixels, strict=True))]
         cam_tokens = [t + self.camera_emb[i] for i, t in enumerate(cam_tokens)]
         state_tok = self.state_proj(self.normalizer.state(state.float()))[:, None]
         readouts = self.readouts[None].expand(b, -1, -1)
@@ -131,6 +134,34 @@ class Policy(nn.Module):
         key_mask = torch.cat([lmask, torch.ones(b, seq.shape[1] - lmask.shape[1], dtype=torch.bool,
                                                 device=self.device)], dim=1)
         return self.backbone(seq, key_mask)[:, -c.chunk:]
+
+    def _language_tokens(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Instruction token features [B, T, d] and mask [B, T], with the training-time language
+        augmentation (word and instruction dropout) and the "no instruction" token for empty strings."""
+        c = self.config
+        if self.training and c.word_dropout > 0:
+            instructions = [drop_words(text, c.word_dropout) for text in instructions]
+        empty = torch.tensor([not text.strip() for text in instructions], dtype=torch.bool)
+        if self.null_instruction is None and bool(empty.any()):
+            raise ValueError("instruction: empty, and this policy was trained without instruction_dropout "
+                             "(it has no 'no instruction' token)")
+        feats, lmask = self.text_encoder.encode([text if text.strip() else "-" for text in instructions],
+                                                c.max_instruction_tokens)
+        feats, lmask = feats.to(self.device), lmask.to(self.device)
+        lang = self.lang_proj(feats) + self.lang_pos[: feats.shape[1]]
+        if self.null_instruction is None:
+            return lang, lmask
+        drop = empty
+        if self.training:
+            drop = drop | (torch.rand(len(instructions)) < c.instruction_dropout)
+        drop = drop.to(self.device)
+        b, t, d = lang.shape
+        null = torch.cat([self.null_instruction.expand(b, 1, d), lang.new_zeros(b, t - 1, d)], dim=1)
+        null_mask = torch.zeros_like(lmask)
+        null_mask[:, 0] = True
+        # torch.where keeps the null token in the graph even when no sample is dropped (DDP needs every
+        # parameter to take part in every step)
+        return torch.where(drop[:, None, None], null, lang), torch.where(drop[:, None], null_mask, lmask)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Training losses for a batch in robot units (see docs/contracts.md); "loss" is optimized."""
@@ -216,8 +247,9 @@ class Policy(nn.Module):
         if state.shape != (c.state_dim,):
             raise ValueError(f"observation['state']: expected shape ({c.state_dim},), got {state.shape}")
         instruction = obs["instruction"]
-        if not isinstance(instruction, str) or not instruction.strip():
-            raise ValueError(f"observation['instruction']: expected a non-empty string, got {instruction!r}")
+        if not isinstance(instruction, str) or (self.null_instruction is None and not instruction.strip()):
+            raise ValueError(f"observation['instruction']: expected a non-empty string, got {instruction!r} "
+                             "(only policies trained with instruction_dropout > 0 accept '')")
         return images, torch.from_numpy(state), instruction
 
     # ---- save / load ---------------------------------------------------------------------------------
