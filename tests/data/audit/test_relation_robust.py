@@ -57,3 +57,50 @@ def test_scaled_dimension_is_a_scale_error(clean):
     rep = audit_arrays(eps, S.FPS, action_names=NAMES)
     f = next(f for f in rep.episode(7).findings if f.type == "action.scale_error")
     assert 1.6 < f.details["gamma"] < 2.5
+
+
+def test_fit_exclusion_is_per_dimension():
+    """Episodes with a corrupted gripper label are left out of the gripper dim's fit only: the arm
+    dims are still fitted on every episode (keep mask per dim), and the median level a dim is
+    judged by comes from the episodes in which it moves (floored for a near-perfect fit)."""
+    from vla.data.audit.action_model import _keep_mask
+
+    level = np.array([[1.0, 0.0], [1.1, 0.0], [0.9, 0.0], [1.0, 0.01], [1.2, 0.9], [5.0, 0.0]])
+    active = np.array([[1, 0], [1, 0], [1, 0], [1, 1], [1, 1], [1, 1]], bool)
+    keep = _keep_mask(level, 3, active, floor=np.array([0.0, 0.05]))
+    assert keep[:, 0].tolist() == [True, True, True, True, True, False]
+    # dim 1: median over the moving episodes (0.01, 0.9, 0.0) -> 0.01, floored to 0.05: 0.9 is out,
+    # 0.01 (a near-perfect fit of a binary gripper) is not
+    assert keep[:, 1].tolist() == [True, True, True, True, False, True]
+
+
+def test_corrupted_gripper_does_not_flag_untouched_episodes(clean):
+    ctx = injection_context(clean)
+    ctx["gripper_dims"] = [3]
+    from vla.data.audit.action_checks import gripper_levels
+
+    ctx["gripper_levels"] = gripper_levels([e.action for e in clean], [3])
+    rng = np.random.default_rng(2)
+    target = {0, 5, 10, 15}
+    eps = [FAULTS["action.gripper_flip_flop"].inject(e, rng, 8, None, ctx) if e.index in target else e
+           for e in clean]
+    rep = audit_arrays(eps, S.FPS, action_names=NAMES)
+    for t in target:
+        assert rep.episode(t).has("action.gripper_flip_flop")
+    assert [f.line() for e in rep.episodes if e.episode not in target for f in e.findings] == []
+
+
+def test_outlier_bounds_weigh_episodes_equally():
+    """A few very long episodes must not redefine the action range: a value the short episodes all
+    reach is not an outlier."""
+    from vla.data.audit.action_checks import action_bounds
+
+    rng = np.random.default_rng(0)
+    short = [np.concatenate([rng.normal(0, 0.1, (90, 1)), np.full((10, 1), 1.0)]) for _ in range(4)]
+    long = [rng.normal(0, 0.1, (8000, 1)) for _ in range(2)]
+    lo, hi = action_bounds(short + long)
+    assert hi[0] > 1.0
+    # frame-weighted, the 1.0 plateau would be 0.25 % of the frames and the bound would fall below it
+    X = np.concatenate(short + long)[:, 0]
+    q = np.quantile(X, [0.01, 0.99, 0.995])
+    assert q[2] + (q[1] - q[0]) < 1.0

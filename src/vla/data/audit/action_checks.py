@@ -298,14 +298,26 @@ def action_bounds(actions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | 
     a = [x for x in actions if x is not None and len(x)]
     if not a:
         return None
+    # every episode weighs the same: a few very long (or time-stretched) episodes must not
+    # redefine the range and turn a motion the other episodes share into an outlier
+    wt = np.concatenate([np.full(len(x), 1.0 / len(x)) for x in a])
     X = np.concatenate(a)
-    X = X[np.isfinite(X).all(axis=1)]
+    ok = np.isfinite(X).all(axis=1)
+    X, wt = X[ok], wt[ok]
     if len(X) < 10:
         return None
-    q = np.quantile(X, [0.005, 0.01, 0.99, 0.995], axis=0)
+    q = np.stack([_weighted_quantiles(X[:, j], wt, [0.005, 0.01, 0.99, 0.995]) for j in range(X.shape[1])], axis=1)
     w = q[2] - q[1]
     w = np.where(w > 1e-9, w, np.maximum(0.1 * np.abs(q[1]), 1e-3))
     return q[0] - OUTLIER_MARGIN * w, q[3] + OUTLIER_MARGIN * w
+
+
+def _weighted_quantiles(x: np.ndarray, w: np.ndarray, qs: list[float]) -> np.ndarray:
+    """Quantiles of x under weights w (inverse of the weighted CDF, midpoint convention)."""
+    o = np.argsort(x)
+    x, w = x[o], w[o]
+    c = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return np.interp(qs, c, x)
 
 
 def check_outliers(ep: EpisodeArrays, bounds: tuple[np.ndarray, np.ndarray] | None) -> list[Finding]:
