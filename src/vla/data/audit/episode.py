@@ -70,8 +70,9 @@ def _as_2d(v: Any) -> np.ndarray | None:
     return a[:, None] if a.ndim == 1 else a
 
 
-def episode_from_dataset(ds: Any, e: int, with_images: bool = True) -> EpisodeArrays:
-    """Read episode ``e`` of an open ``Dataset`` into EpisodeArrays (images as thumbnails)."""
+def episode_from_dataset(ds: Any, e: int, with_images: bool = True, cameras: list[str] | None = None) -> EpisodeArrays:
+    """Read episode ``e`` of an open ``Dataset`` into EpisodeArrays (images as thumbnails; only the
+    listed ``cameras`` when given)."""
     cols = ds.episode_columns(e)
     info = next((ep for ep in ds.episodes if ep.index == e), None)
     ts = np.asarray(cols.get("timestamp", np.arange(len(next(iter(cols.values())))) / ds.fps), np.float64)
@@ -86,6 +87,8 @@ def episode_from_dataset(ds: Any, e: int, with_images: bool = True) -> EpisodeAr
     images: dict[str, np.ndarray] = {}
     if with_images:
         for key in ds.camera_keys:
+            if cameras is not None and key not in cameras:
+                continue
             try:
                 frames = ds.episode_images(e, key)
             except Exception:  # noqa: BLE001 - a missing/broken stream is a finding, not a crash
@@ -111,12 +114,14 @@ def _decode_any_length(ds: Any, e: int, key: str) -> np.ndarray | None:
         return None
 
 
-def load_episodes(ds: Any, episodes: list[int] | None = None, with_images: bool = True) -> Iterator[EpisodeArrays]:
-    """Yield EpisodeArrays for the dataset's episodes present on disk (or the listed ones)."""
+def load_episodes(ds: Any, episodes: list[int] | None = None, with_images: bool = True,
+                  cameras: list[str] | None = None) -> Iterator[EpisodeArrays]:
+    """Yield EpisodeArrays for the dataset's episodes present on disk (or the listed ones), with
+    all cameras or only the listed ones."""
     missing = set(getattr(ds, "missing_episodes", []) or [])
     idx = episodes if episodes is not None else [ep.index for ep in ds.episodes if ep.index not in missing]
     for e in idx:
-        yield episode_from_dataset(ds, e, with_images)
+        yield episode_from_dataset(ds, e, with_images, cameras)
 
 
 def group_key(ep: EpisodeArrays) -> str:
