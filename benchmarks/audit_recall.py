@@ -239,6 +239,10 @@ def markdown(results: dict) -> str:
                  f"false positives {100 * s_['fp']:.2f}% of untouched episodes (definition above), worst cell "
                  f"{100 * s_['fp_max_cell']:.1f}%, {s_['fp_cells_above_target']} cells above 2%. "
                  f"Targets: recall >= 0.95, false positives <= 2%.")
+    if results.get("command"):
+        lines.append("")
+        lines.append(f"Command: `python {results['command']}` (seed {results['seed']}, {results['rounds']} rounds, "
+                     f"{s_.get('wall_seconds', '?')} s).")
     return "\n".join(lines)
 
 
