@@ -50,7 +50,7 @@ def test_empty_instruction_uses_the_null_token_only_when_trained_with_it():
     a_empty = with_null.predict_chunk({**o, "instruction": ""})
     a_text = with_null.predict_chunk(o)
     assert a_empty.shape == a_text.shape and not (a_empty == a_text).all()
-    plain = Policy(tiny_config(), stats()).eval()
+    plain = Policy(tiny_config(instruction_dropout=0.0), stats()).eval()
     with pytest.raises(ValueError, match="instruction_dropout"):
         plain.predict_chunk({**obs(plain.config), "instruction": ""})
 

@@ -97,7 +97,7 @@ def test_observation_validation_names_what_is_wrong(policy):
     with pytest.raises(ValueError, match="uint8"):
         policy.predict_chunk({**o, "images": {k: v.astype(np.float32) for k, v in o["images"].items()}})
     with pytest.raises(ValueError, match="instruction"):
-        policy.predict_chunk({**o, "instruction": ""})
+        policy.predict_chunk({**o, "instruction": 3})
 
 
 def test_batch_validation(policy):
