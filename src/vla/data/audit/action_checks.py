@@ -120,6 +120,7 @@ class RelationThresholds:
     roll: float = ROLL_FLOOR       # on the combined worst-window residual
     gamma_ref: dict[int, float] = field(default_factory=dict)  # usual slope per dim among peers
     gres_ref: dict[int, float] = field(default_factory=dict)   # usual slope-corrected residual per dim
+    resid_ref: dict[int, float] = field(default_factory=dict)  # usual residual per dim among peers
     lags: list[float] | None = None   # best joint alignment lag (frames) of each peer episode
     coherence: float | None = None    # threshold on ``coherence`` (None: not used)
     coherence_med: float | None = None  # the peers' median ``coherence``
@@ -217,13 +218,45 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
         return d.gamma_resid <= typical * max(1.0, abs(d.gamma)) or d.gamma_resid <= STRONG_GAIN * d.resid \
             or d.gamma_resid / c <= usual
 
-    dev = [d for d in good if not (GAMMA_BOUNDS[0] <= rel_gamma(d) <= GAMMA_BOUNDS[1])
-           and d.resid >= SIGN_SCALE_MIN_RESID and d.gamma_resid <= GAIN * d.resid and abs(d.gamma) >= MIN_SLOPE
-           and undone_clean(d)]
+    def usual(d: DimStats) -> float:
+        """What the dim's residual usually is among the episode's peers (a clean episode: 1)."""
+        return max(FIXED_RESID, PEER_GRES_FACTOR * th.resid_ref.get(d.j, 0.0))
+
+    preds: dict[int, np.ndarray] | None = None
+
+    def undone(d: DimStats) -> float:
+        """Residual after dividing the dim's actions by its slope relative to its peers: a dim
+        scaled by c (or negated) looks like a clean episode again, a dim partly relabelled or
+        replaced does not (dividing by a slope < 1 blows the foreign part up)."""
+        nonlocal preds
+        if preds is None:
+            preds = _predictions(model, ep.state, n, 0)
+        c = rel_gamma(d)
+        if abs(c) < 1e-6 or d.j not in preds:
+            return np.inf
+        # a negative slope is also undone by a plain negation (a sign slip; contact frames bias
+        # the fitted slope of a negated dim away from -1)
+        return min(_rms((ep.action[:, d.j] / x - preds[d.j]) / model.dims[d.j].resid)
+                   for x in ((c, -1.0) if c < 0 else (c,)))
+
+    off = [d for d in good if not (GAMMA_BOUNDS[0] <= rel_gamma(d) <= GAMMA_BOUNDS[1])
+           and d.resid >= SIGN_SCALE_MIN_RESID]
+    if th.resid_ref:
+        # a dim scaled by c has its residual scaled by |c| after the slope is undone: compare the
+        # undone residual with what the dim's residual usually is among its peers (contact-heavy
+        # tasks keep a large residual that a slope cannot remove, so "the slope fit cuts the
+        # residual" is not required)
+        dev = [d for d in off if abs(d.gamma) >= MIN_SLOPE and d.j in th.resid_ref
+               and (u := undone(d)) <= GAIN * d.resid and u <= usual(d)]
+    else:
+        dev = [d for d in off if d.gamma_resid <= GAIN * d.resid and abs(d.gamma) >= MIN_SLOPE and undone_clean(d)]
     gs = [d.gamma for d in dev]
     uniform = len(dev) > 1 and min(gs) > 0 and max(gs) / min(gs) < 1.25
     if len(dev) > 1 and not uniform:
         dev = []          # several dims off in different ways: mislabelled actions, not a sign/scale slip
+    # dims whose slope is far from their peers', with a residual clearly above their peers', that
+    # undoing the slope does not make clean: the actions of those dims do not belong to the states
+    slope_off = [d for d in off if d not in dev and th.resid_ref and d.resid > usual(d)]
     # a time shift moves every reliable dimension the same way: pick it jointly (unless one dim is
     # clearly sign-flipped or mis-scaled: such a dim drags the joint curve toward the search edge)
     js = joint_shift(good) if not dev else None
@@ -254,6 +287,11 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
         # a real shift has an interior minimum that fits about as well as a clean episode; actions
         # unrelated to the states slide the minimum to the end of the search instead
         hit = hit and 0 < k < len(joint) - 1 and joint[k] <= th.resid
+        # ... and at the best alignment the actions move with the states as well as the peers' do
+        # (actions taken from another episode can fit slightly better at some shift, but stay
+        # incoherent at every shift)
+        coh_all = coherence(good)
+        hit = hit and not (th.coherence is not None and coh_all is not None and coh_all > th.coherence)
         if hit and sh != 0:
             side = "late" if sh < 0 else "early"   # negative: actions match earlier state motion
             out.append(make_finding("action.time_shift", ep.index, (0, n),
@@ -281,15 +319,18 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
         # motion (rest, an unusual pose), not a relabelling
         lockstep = coh is not None and th.coherence_med is not None and \
             coh <= max(LOCKSTEP_MIN, LOCKSTEP_FACTOR * th.coherence_med)
-        if ((resid > th.resid or roll > th.roll) and not lockstep) or \
+        if ((resid > th.resid or roll > th.roll) and not lockstep) or slope_off or \
                 (th.coherence is not None and coh is not None and coh > th.coherence):
             worst = max(rest, key=lambda d: d.roll)
             frames = (0, n) if resid > th.resid else worst.roll_at
             out.append(make_finding("action.inconsistent", ep.index, frames,
                                     f"actions disagree with the following states (dims "
                                     f"{', '.join(nm(d.j) for d in rest[:4])}: residual {resid:.1f}x, worst "
-                                    f"window {roll:.1f}x a clean episode's, correlation {1 - (coh or 0):.2f})", ts,
-                                    dims=[d.j for d in rest], resid=resid, roll=roll, coherence=coh))
+                                    f"window {roll:.1f}x a clean episode's, correlation {1 - (coh or 0):.2f}"
+                                    + "".join(f"; dim {nm(d.j)} slope {rel_gamma(d):.2f}x its peers'"
+                                              for d in slope_off[:2]) + ")", ts,
+                                    dims=[d.j for d in rest], resid=resid, roll=roll, coherence=coh,
+                                    slope_off=[d.j for d in slope_off]))
     return out
 
 

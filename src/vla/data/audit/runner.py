@@ -102,12 +102,15 @@ def audit_arrays(
                 th.roll = max(ac.ROLL_FLOOR, ac.THRESHOLD_FACTOR * float(np.median([p[1] for p in per])))
             gam: dict[int, list[float]] = {}
             gres: dict[int, list[float]] = {}
+            res: dict[int, list[float]] = {}
             for o in key:
                 for d in rel.get(o, []):
                     gam.setdefault(d.j, []).append(d.gamma)
                     gres.setdefault(d.j, []).append(d.gamma_resid)
+                    res.setdefault(d.j, []).append(d.resid)
             th.gamma_ref = {j: float(np.median(v)) for j, v in gam.items() if len(v) >= 3}
             th.gres_ref = {j: float(np.median(v)) for j, v in gres.items() if len(v) >= 3}
+            th.resid_ref = {j: float(np.median(v)) for j, v in res.items() if len(v) >= 3}
             th.lags = [jlag[o] for o in key if o in jlag]
             cs = [coh[o] for o in key if o in coh]
             if len(cs) >= 3:
