@@ -183,7 +183,7 @@ def fit_action_model(states: list[np.ndarray | None], actions: list[np.ndarray |
             break
         keep = new_keep
     # the typical residual is the median over all episodes (not only the kept ones)
-    rms = np.nanmedian(_rms_matrix(model, pairs), axis=0)
+    rms = np.nanmedian(_residual_matrix(model, pairs), axis=0)
     for j, d in enumerate(best):
         if d is not None and np.isfinite(rms[j]):
             d.resid = float(rms[j])
@@ -267,10 +267,9 @@ def _ridge_huber(Xb: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return W
 
 
-def _level_matrix(model: ActionModel, pairs: list) -> np.ndarray:
-    """[episodes, action dims] typical frame residual of the current model: 1.4826 x the median
-    absolute residual (equal to the RMS for Gaussian residuals, but blind to a short stretch the
-    model does not reach yet). NaN where undefined."""
+def _residual_matrix(model: ActionModel, pairs: list, trim: float = 0.0) -> np.ndarray:
+    """[episodes, action dims] RMS frame residual of the current model, over all but the worst
+    ``trim`` share of frames (0: plain RMS). NaN where undefined."""
     out = np.full((len(pairs), len(model.dims)), np.nan)
     for i, (s, a) in enumerate(pairs):
         for j, d in enumerate(model.dims):
@@ -279,9 +278,17 @@ def _level_matrix(model: ActionModel, pairs: list) -> np.ndarray:
             p = model.predict(s, len(a), j)
             ok = np.isfinite(p) & np.isfinite(a[:, j])
             if ok.sum() > 3:
-                r2 = np.sort((a[ok, j] - p[ok]) ** 2)
-                out[i, j] = np.sqrt(r2[: max(4, int(np.ceil((1 - LEVEL_TRIM) * len(r2))))].mean())
+                r2 = (a[ok, j] - p[ok]) ** 2
+                if trim > 0:
+                    r2 = np.sort(r2)[: max(4, int(np.ceil((1 - trim) * len(r2))))]
+                out[i, j] = np.sqrt(r2.mean())
     return out
+
+
+def _level_matrix(model: ActionModel, pairs: list) -> np.ndarray:
+    """Typical residual per episode and dim: the RMS without the worst LEVEL_TRIM of frames, blind
+    to a short stretch the model does not reach yet."""
+    return _residual_matrix(model, pairs, LEVEL_TRIM)
 
 
 def _active(pairs: list, A: int) -> np.ndarray:
@@ -310,17 +317,3 @@ def _keep_mask(level: np.ndarray, min_keep: int, active: np.ndarray | None = Non
     few = keep.sum(axis=0) < min_keep
     keep[:, few] = True
     return keep
-
-
-def _rms_matrix(model: ActionModel, pairs: list) -> np.ndarray:
-    """[episodes, action dims] RMS residual of the current model (NaN where undefined)."""
-    out = np.full((len(pairs), len(model.dims)), np.nan)
-    for i, (s, a) in enumerate(pairs):
-        for j, d in enumerate(model.dims):
-            if d is None:
-                continue
-            p = model.predict(s, len(a), j)
-            ok = np.isfinite(p) & np.isfinite(a[:, j])
-            if ok.sum() > 3:
-                out[i, j] = np.sqrt(((a[ok, j] - p[ok]) ** 2).mean())
-    return out
