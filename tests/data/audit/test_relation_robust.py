@@ -105,26 +105,3 @@ def test_outlier_bounds_weigh_episodes_equally():
     q = np.quantile(X, [0.01, 0.99, 0.995])
     assert q[2] + (q[1] - q[0]) < 1.0
 
-
-def test_lag_located_by_most_frames_not_by_a_few_bad_ones():
-    """A few badly fitting frames (a hand fighting a handle) that prefer another alignment must
-    not move the episode's lag: most frames fit best unshifted. The RMS curve alone would follow
-    the bad frames; the located lag must not."""
-    from vla.data.audit import action_checks as ac
-
-    s = ac.SHIFT_SEARCH
-    shifts = np.arange(-s, s + 1)
-    m = 60
-    sq = np.tile((0.05 * shifts**2 + 0.5)[:, None], (1, m))        # every frame: best at shift 0
-    sq[:, :6] = (30.0 + 6.0 * (shifts - 3) ** 2)[:, None]           # 6 frames: huge, best at +3
-    curve = np.sqrt(sq.mean(axis=1))
-    assert int(np.argmin(curve)) - s == 3                           # the RMS follows the bad frames
-    stats = [ac.DimStats(j, 1.0, 1.0, (0, 8), 1.0, 1.0, 0, 1.0, curve, None, sq) for j in range(2)]
-    lag, joint = ac.joint_shift(stats)
-    assert abs(lag) < 0.5
-    np.testing.assert_allclose(joint, curve)
-    # a real shift moves every frame: then the lag follows
-    moved = np.tile((0.05 * (shifts + 3) ** 2 + 0.5)[:, None], (1, m))
-    stats = [ac.DimStats(j, 1.0, 1.0, (0, 8), 1.0, 1.0, 0, 1.0, np.sqrt(moved.mean(1)), None, moved)
-             for j in range(2)]
-    assert abs(ac.joint_shift(stats)[0] + 3) < 0.5

@@ -23,7 +23,8 @@ SHIFT_SEARCH = 8          # frames tried either way when looking for a time shif
 RESID_FLOOR = 2.0         # normalized residual above which an episode is inconsistent (minimum)
 ROLL_FLOOR = 3.0          # same for the worst rolling window
 THRESHOLD_FACTOR = 3.0    # thresholds = this x the dataset's median episode (never below the floors)
-OUTLIER_MARGIN = 1.0      # bounds = [q0.5 - m*w, q99.5 + m*w], w = q99 - q1
+OUTLIER_MARGIN = 1.5      # bounds = [q0.5 - m*w, q99.5 + m*w], w = q99 - q1 (1.0 flagged real peak actions of
+#                           a lift demo once a few of the windows that hold them were cut short)
 FLIP_MIN_SHORT = 2        # short gripper segments (dwell < FLIP_DWELL s) that make a flip-flop
 FLIP_DWELL = 0.15
 
@@ -42,9 +43,6 @@ class DimStats:
     # centered co-moments of actions and predictions per shift (trimmed ends, in units of the dim's
     # typical residual): sxy[shift], sxx[shift], syy[shift]; pooled over dims they give ``coherence``
     moments: np.ndarray | None = None
-    # squared residual per shift and frame (trimmed ends, in units of the dim's typical residual):
-    # locates the best alignment robustly (``joint_shift``)
-    frame_sq: np.ndarray | None = None
 
 
 def _rms(x: np.ndarray) -> float:
@@ -100,9 +98,8 @@ def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
         gamma = float((pc * ac).sum() / vp) if vp > 1e-12 else 1.0
         g_res = _rms((ac - gamma * pc) / d.resid)
         # residual per alignment shift, on the same frames (ends dropped)
-        sq = np.stack([(((a[:, j] - shifted[sh][j]) / d.resid)[trim]) ** 2
-                       for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1)])
-        curve = np.array([_rms(np.sqrt(row)) for row in sq])
+        curve = np.array([_rms(((a[:, j] - shifted[sh][j]) / d.resid)[trim])
+                          for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1)])
         k_best = int(np.nanargmin(curve)) if np.isfinite(curve).any() else SHIFT_SEARCH
         base = curve[SHIFT_SEARCH]
         mom = np.zeros((2 * SHIFT_SEARCH + 1, 3))
@@ -114,7 +111,7 @@ def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
                 mom[i] = (x * y).sum(), (x * x).sum(), (y * y).sum()
         out.append(DimStats(j, _rms(r), float(roll[k]), (k, k + win), gamma, g_res, k_best - SHIFT_SEARCH,
                             float(curve[k_best] / base * _rms(r)) if base > 0 else float(curve[k_best]), curve,
-                            mom, sq))
+                            mom))
     return out
 
 
@@ -154,8 +151,6 @@ COHERENCE_MODE_PEERS = 15         # with this many peers also above COHERENCE_MO
 #                                   (with 15 the 85th percentile lies below the top 2 peers: two
 #                                   mislabelled peers cannot raise it to their own level)
 COHERENCE_MODE_MARGIN = 1.25
-LAG_LOG_FLOOR = 0.25              # floor (in squared typical residuals) under each frame's log residual
-LAG_MIN_FRAMES = 8                # frames needed to locate the alignment by the log residual
 
 
 def coherence(stats: list[DimStats]) -> float | None:
@@ -175,27 +170,15 @@ def coherence(stats: list[DimStats]) -> float | None:
 
 def joint_shift(stats: list[DimStats]) -> tuple[float, np.ndarray] | None:
     """Best joint alignment (frames, sub-frame by a parabola through the minimum; - = actions late)
-    and the joint RMS residual curve over shifts -SHIFT_SEARCH..SHIFT_SEARCH.
-
-    The alignment is located by the mean over frames of log(residual^2 + LAG_LOG_FLOOR), not by the
-    RMS: the RMS is dominated by a few badly fitting frames (a hand fighting a door handle), which
-    gave clean demos of one task two usual lags (MetaWorld door-open: ~0 and ~+3 frames); the log
-    lets every frame vote about equally, and the well-fitting free motion then decides."""
-    usable = [d for d in stats if d.shift_curve is not None and np.isfinite(d.shift_curve).all()]
-    if not usable:
+    and the joint residual curve over shifts -SHIFT_SEARCH..SHIFT_SEARCH."""
+    curves = [d.shift_curve for d in stats if d.shift_curve is not None and np.isfinite(d.shift_curve).all()]
+    if not curves:
         return None
-    joint = np.sqrt(np.mean(np.stack([d.shift_curve for d in usable]) ** 2, axis=0))
-    locate = joint
-    sqs = [d.frame_sq for d in usable if d.frame_sq is not None]
-    if len(sqs) == len(usable):
-        r2 = np.mean(np.stack(sqs), axis=0)          # [shifts, frames]
-        ok = np.isfinite(r2).all(axis=0)
-        if ok.sum() >= LAG_MIN_FRAMES:
-            locate = np.log(r2[:, ok] + LAG_LOG_FLOOR).mean(axis=1)
-    k = int(np.argmin(locate))
+    joint = np.sqrt(np.mean(np.stack(curves) ** 2, axis=0))
+    k = int(np.argmin(joint))
     off = 0.0
-    if 0 < k < len(locate) - 1:
-        a, b, c = locate[k - 1], locate[k], locate[k + 1]
+    if 0 < k < len(joint) - 1:
+        a, b, c = joint[k - 1], joint[k], joint[k + 1]
         den = a - 2 * b + c
         off = float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den > 0 else 0.0
     return k - SHIFT_SEARCH + off, joint
@@ -282,7 +265,7 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
     js = joint_shift(good) if not dev else None
     if js is not None:
         lag, joint = js
-        k = min(max(int(round(lag)) + SHIFT_SEARCH, 0), len(joint) - 1)
+        k = int(np.argmin(joint))
         if th.lags is not None and len(th.lags) >= MIN_LAG_PEERS:
             # against the episode's peers: the usual lag of a task is not always 0 (controller
             # delays, contact-dominated motion), and some tasks have more than one usual lag

@@ -68,14 +68,16 @@ def audit_arrays(
     gain = mc.motion_gain(episodes, state_step, vis)
     lags = {e.index: tc.camera_lags(e, state_step, vis) for e in episodes}
     # reference values per task (episodes of one task share contacts, speeds, camera motion);
-    # tasks with fewer than MIN_GROUP episodes use the whole dataset
+    # tasks with fewer than MIN_GROUP episodes use the whole dataset. Copies of earlier episodes
+    # are left out of every reference: a repeated demo must not count twice in what is usual.
     groups: dict[str, list[int]] = {}
     for e in episodes:
-        groups.setdefault(tasks[e.index], []).append(e.index)
-    all_idx = [e.index for e in episodes]
+        if e.index not in dups:
+            groups.setdefault(tasks[e.index], []).append(e.index)
+    all_idx = [e.index for e in episodes if e.index not in dups]
 
     def peers(i: int) -> list[int]:
-        g = groups[tasks[i]]
+        g = groups.get(tasks[i], [])
         return g if len(g) >= MIN_GROUP else all_idx
 
     usual_lag: dict[int, dict[str, tuple[float, float]]] = {}
