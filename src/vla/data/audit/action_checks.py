@@ -221,7 +221,7 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
         return d.gamma_resid <= typical * max(1.0, abs(d.gamma)) or d.gamma_resid <= STRONG_GAIN * d.resid \
             or d.gamma_resid / c <= usual
 
-    def usual(d: DimStats) -> float:
+    def usual_resid(d: DimStats) -> float:
         """What the dim's residual usually is among the episode's peers (a clean episode: 1)."""
         return max(FIXED_RESID, PEER_GRES_FACTOR * th.resid_ref.get(d.j, 0.0))
 
@@ -250,7 +250,7 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
         # tasks keep a large residual that a slope cannot remove, so "the slope fit cuts the
         # residual" is not required)
         dev = [d for d in off if abs(d.gamma) >= MIN_SLOPE and d.j in th.resid_ref
-               and (u := undone(d)) <= GAIN * d.resid and u <= usual(d)]
+               and (u := undone(d)) <= GAIN * d.resid and u <= usual_resid(d)]
     else:
         dev = [d for d in off if d.gamma_resid <= GAIN * d.resid and abs(d.gamma) >= MIN_SLOPE and undone_clean(d)]
     gs = [d.gamma for d in dev]
@@ -259,7 +259,7 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
         dev = []          # several dims off in different ways: mislabelled actions, not a sign/scale slip
     # dims whose slope is far from their peers', with a residual clearly above their peers', that
     # undoing the slope does not make clean: the actions of those dims do not belong to the states
-    slope_off = [d for d in off if d not in dev and th.resid_ref and d.resid > usual(d)]
+    slope_off = [d for d in off if d not in dev and th.resid_ref and d.resid > usual_resid(d)]
     # a time shift moves every reliable dimension the same way: pick it jointly (unless one dim is
     # clearly sign-flipped or mis-scaled: such a dim drags the joint curve toward the search edge)
     js = joint_shift(good) if not dev else None
@@ -275,12 +275,12 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
             if lag in others:
                 others.remove(lag)     # the episode itself
             near = sum(abs(x - lag) <= LAG_TOL for x in others)
-            usual = near >= max(1, LAG_USUAL_FRAC * len(others))
+            lag_is_usual = near >= max(1, LAG_USUAL_FRAC * len(others))
             # a lag shared by a cluster of peers is one of the task's usual lags unless moving back
             # to the median lag makes the fit much worse (then the cluster is shifted episodes)
             gain = joint[k] / r0 if r0 > 0 else 1.0
             hit = abs(lag - ref) >= SHIFT_MIN_DEV and (gain < SHIFT_STRONG_GAIN or
-                                                       (not usual and gain < SHIFT_PEER_GAIN))
+                                                       (not lag_is_usual and gain < SHIFT_PEER_GAIN))
             sh = int(round(lag - ref))
             base = r0
         else:
