@@ -60,10 +60,15 @@ KNOWN_DEFECTS: dict[tuple[str, int], tuple[str, str]] = {
 }
 
 
+def known_entry(ep: EpisodeArrays) -> tuple[str, str] | None:
+    """(finding type, evidence) of a known odd demo (see KNOWN_DEFECTS), else None."""
+    src = (ep.provenance or {}).get("source") or {}
+    return KNOWN_DEFECTS.get((str(src.get("path")), src.get("seed")))
+
+
 def known_defect(ep: EpisodeArrays) -> str | None:
     """The verified finding type of a known odd demo (see KNOWN_DEFECTS), else None."""
-    src = (ep.provenance or {}).get("source") or {}
-    hit = KNOWN_DEFECTS.get((str(src.get("path")), src.get("seed")))
+    hit = known_entry(ep)
     return hit[0] if hit else None
 
 
@@ -171,7 +176,7 @@ def run_source(src: dict, rounds: int, seed: int, only: list[str] | None = None)
     base = audit_arrays(eps, src["fps"], **kw)
     baseline = {e.episode: sorted({f.type for f in e.findings}) for e in base.episodes}
     # verified genuine findings (synthetic sources only): not false positives
-    known = {e.index: k for e in eps if (k := known_defect(e)) is not None} if src.get("synthetic") else {}
+    known = {e.index: k for e in eps if (k := known_entry(e)) is not None} if src.get("synthetic") else {}
     ctx = injection_context(eps)
     if src["gripper"]:
         from vla.data.audit.action_checks import gripper_levels
@@ -183,9 +188,7 @@ def run_source(src: dict, rounds: int, seed: int, only: list[str] | None = None)
            "fp_definition": "any finding on an untouched episode" if src.get("synthetic") else
            "a finding type the episode's clean audit did not have",
            "clean_flagged": {str(k): v for k, v in baseline.items() if v},
-           "known_defects": {str(k): {"type": v, "evidence": KNOWN_DEFECTS[(str(eps[k].provenance["source"]["path"]),
-                                                                             eps[k].provenance["source"]["seed"])][1]}
-                             for k, v in known.items()},
+           "known_defects": {str(k): {"type": kind, "evidence": evidence} for k, (kind, evidence) in known.items()},
            "relation": base.context.get("action_model"), "faults": {}}
     for name, fault in FAULTS.items():
         if only and not any(o in name for o in only):
@@ -211,7 +214,7 @@ def run_source(src: dict, rounds: int, seed: int, only: list[str] | None = None)
                         clean += 1
                         types = {f.type for f in er.findings}
                         fp_raw += bool(types)
-                        fp_syn += bool(types - {known.get(er.episode)})
+                        fp_syn += bool(types - {known.get(er.episode, (None,))[0]})
                         fp_new += bool(types - set(baseline.get(er.episode, [])))
             fp = fp_syn if src.get("synthetic") else fp_new
             rows.append({"strength": strength, "documented": strength == fault.documented, "injected": tot,

@@ -106,18 +106,17 @@ def test_outlier_bounds_weigh_episodes_equally():
     assert q[2] + (q[1] - q[0]) < 1.0
 
 
-
 def test_copies_do_not_count_as_peers(clean):
     """Five copies of one shifted episode would make its lag look usual for the task; the copies
     are reported as duplicates and left out of the peers, so the shift is still found."""
     ctx = injection_context(clean)
     shifted = FAULTS["action.time_shift"].inject(clean[3], np.random.default_rng(0), 4, None, ctx)
+    shifted.index = 10
     eps = list(clean[:10]) + [shifted]
     for k in range(5):
         copy_ = copy.deepcopy(shifted)
         copy_.index = 11 + k
         eps.append(copy_)
-    eps[10].index = 10
     rep = audit_arrays(eps, S.FPS, action_names=NAMES)
     assert rep.episode(10).has("action.time_shift")
     assert all(rep.episode(11 + k).has("episode.duplicate") for k in range(5))
