@@ -120,3 +120,22 @@ def test_copies_do_not_count_as_peers(clean):
     rep = audit_arrays(eps, S.FPS, action_names=NAMES)
     assert rep.episode(10).has("action.time_shift")
     assert all(rep.episode(11 + k).has("episode.duplicate") for k in range(5))
+
+
+def test_held_gripper_episodes_do_not_set_the_residual_unit(clean):
+    """Most episodes keep the gripper open (their gripper fit is exact): the dim's typical residual
+    must still be the one of the episodes in which it moves, or a slight finger motion elsewhere
+    would read as a large relative error."""
+    from vla.data.audit.action_model import fit_action_model
+
+    held = []
+    for e in clean[:10]:
+        e = copy.deepcopy(e)
+        e.action[:, 3] = -1.0          # never closes ...
+        e.state[:, 3] = 1.0            # ... so the fingers stay open
+        held.append(e)
+    moving = clean[10:]
+    ref = fit_action_model([e.state for e in moving], [e.action for e in moving]).dims[3].resid
+    mixed = fit_action_model([e.state for e in held + moving], [e.action for e in held + moving]).dims[3].resid
+    assert ref > 0
+    assert 0.5 < mixed / ref < 2.0

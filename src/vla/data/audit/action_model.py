@@ -182,8 +182,14 @@ def fit_action_model(states: list[np.ndarray | None], actions: list[np.ndarray |
         if (new_keep == keep).all():
             break
         keep = new_keep
-    # the typical residual is the median over all episodes (not only the kept ones)
-    rms = np.nanmedian(_residual_matrix(model, pairs), axis=0)
+    # the typical residual is the median over all episodes (not only the kept ones) in which the dim
+    # moves: episodes that hold a gripper shut fit it almost exactly, and when they are the majority
+    # (say, after some windows were cut short) their near-zero residual must not become the unit
+    R = _residual_matrix(model, pairs)
+    rms = np.nanmedian(R, axis=0)
+    for j in range(A):
+        if active[:, j].sum() >= 3:
+            rms[j] = np.nanmedian(R[active[:, j], j])
     for j, d in enumerate(best):
         if d is not None and np.isfinite(rms[j]):
             d.resid = float(rms[j])
