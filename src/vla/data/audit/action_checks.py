@@ -6,6 +6,8 @@ they compute the residual normalised by the dataset's typical residual (1 = a cl
 slope gamma of the actions against the prediction (1 clean, -1 a sign flip, c a scale error) and
 the alignment shift that fits best (0 clean). ``relation_stats`` returns these numbers;
 ``check_relation`` turns them into findings with thresholds set from the dataset's own spread.
+A time shift is judged on the joint lag of all reliable dims against the peers' lags, and, where
+the peers have two usual joint lags, on the dims whose own lag every peer shares (``dim_shift``).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
     n = len(a)
     win = max(8, n // 8)
     shifted = {sh: _predictions(model, s, n, -sh) for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1)}
-    trim = slice(SHIFT_SEARCH, n - SHIFT_SEARCH) if n > 3 * SHIFT_SEARCH else slice(0, n)
+    trim_all = slice(SHIFT_SEARCH, n - SHIFT_SEARCH) if n > 3 * SHIFT_SEARCH else slice(0, n)
     for j in model.explained:
         d = model.dims[j]
         p = shifted[0][j]
@@ -97,7 +99,12 @@ def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
         vp = float((pc**2).sum())
         gamma = float((pc * ac).sum() / vp) if vp > 1e-12 else 1.0
         g_res = _rms((ac - gamma * pc) / d.resid)
-        # residual per alignment shift, on the same frames (ends dropped)
+        # residual per alignment shift, on the same frames: those every shift can predict (the ends
+        # where some shift runs out of states are dropped; the first frames hold the motion onset)
+        both = np.isfinite(a[:, j])
+        for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1):
+            both &= np.isfinite(shifted[sh][j])
+        trim = both if both.sum() >= 8 else trim_all
         curve = np.array([_rms(((a[:, j] - shifted[sh][j]) / d.resid)[trim])
                           for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1)])
         k_best = int(np.nanargmin(curve)) if np.isfinite(curve).any() else SHIFT_SEARCH
@@ -123,6 +130,7 @@ class RelationThresholds:
     gres_ref: dict[int, float] = field(default_factory=dict)   # usual slope-corrected residual per dim
     resid_ref: dict[int, float] = field(default_factory=dict)  # usual residual per dim among peers
     lags: list[float] | None = None   # best joint alignment lag (frames) of each peer episode
+    dim_lags: dict[int, list[float]] = field(default_factory=dict)  # per dim: each peer's own best lag
     coherence: float | None = None    # threshold on ``coherence`` (None: not used)
     coherence_med: float | None = None  # the peers' median ``coherence``
 
@@ -143,6 +151,11 @@ LAG_TOL = 1.0                     # ... with fewer than LAG_USUAL_FRAC of the pe
 LAG_USUAL_FRAC = 0.15             # (tasks can have two usual lags)
 SHIFT_PEER_GAIN = 0.9             # ... and a residual below 90 % of the one at the peers' lag
 SHIFT_STRONG_GAIN = 0.5           # (below 50 %: flagged even when peers share the lag)
+DIM_LAG_PEERS = 8                 # per-dim lags are judged with this many peers, on dims whose peers'
+DIM_LAG_TIGHT = 0.35              # lags spread less than this (robust sd, frames): shifted when
+DIM_LAG_Z = 6.0                   # this many spreads (and SHIFT_MIN_DEV frames) from their median, where
+DIM_LAG_GAIN = 0.97               # the dim fits better than at the peers' lag (contact-heavy dims fit
+#                                   every alignment nearly as badly, so the bar is lower than SHIFT_PEER_GAIN)
 COHERENCE_FACTOR = 2.5            # inconsistent when 1 - correlation > this x the peers' median ...
 COHERENCE_FLOOR = 0.15            # ... and above this
 LOCKSTEP_FACTOR = 2.0             # residual-only findings need 1 - correlation above 2x the peers' median
@@ -184,6 +197,29 @@ def joint_shift(stats: list[DimStats]) -> tuple[float, np.ndarray] | None:
     return k - SHIFT_SEARCH + off, joint
 
 
+def _sub_frame(curve: np.ndarray) -> float | None:
+    """Shift (frames) at the minimum of a residual curve over -SHIFT_SEARCH..SHIFT_SEARCH, refined by a
+    parabola; None when the minimum lies on the search edge (no alignment fits) or the curve has gaps."""
+    if curve is None or not np.isfinite(curve).all():
+        return None
+    k = int(np.argmin(curve))
+    if not 0 < k < len(curve) - 1:
+        return None
+    a, b, c = curve[k - 1], curve[k], curve[k + 1]
+    den = a - 2 * b + c
+    return k - SHIFT_SEARCH + (float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den > 0 else 0.0)
+
+
+def dim_lags(stats: list[DimStats], model: ActionModel) -> dict[int, float]:
+    """Best alignment lag of each reliable dim on its own (dims whose minimum is interior)."""
+    out = {}
+    for d in reliable(stats, model):
+        lag = _sub_frame(d.shift_curve)
+        if lag is not None:
+            out[d.j] = lag
+    return out
+
+
 def reliable(stats: list[DimStats], model: ActionModel) -> list[DimStats]:
     good = [d for d in stats if model.dims[d.j] is not None and model.dims[d.j].r2 >= RELIABLE_R2]
     return good or stats
@@ -193,6 +229,38 @@ def combined(stats: list[DimStats]) -> tuple[float, float]:
     """RMS over dims of the whole-episode and worst-window residuals."""
     return (float(np.sqrt(np.mean([d.resid**2 for d in stats]))),
             float(np.sqrt(np.mean([d.roll**2 for d in stats]))))
+
+
+def dim_shift(good: list[DimStats], th: RelationThresholds) -> tuple[int, str] | None:
+    """A shift seen dim by dim, on the dims whose own lag is nearly the same in every peer ("tight"):
+    every tight dim moved the same way, far from its peers' lag in units of their spread, to a lag
+    no cluster of peers shares, and fits clearly better there."""
+    moved: list[tuple[int, float, float]] = []
+    tight = 0
+    for d in good:
+        lag = _sub_frame(d.shift_curve)
+        peers = list(th.dim_lags.get(d.j, []))
+        if lag is None or len(peers) < DIM_LAG_PEERS:
+            continue
+        if lag in peers:
+            peers.remove(lag)      # the episode itself
+        ref = float(np.median(peers))
+        spread = 1.4826 * float(np.median(np.abs(np.asarray(peers) - ref)))
+        if spread > DIM_LAG_TIGHT:
+            continue
+        tight += 1
+        near = sum(abs(x - lag) <= LAG_TOL for x in peers)
+        if abs(lag - ref) < max(SHIFT_MIN_DEV, DIM_LAG_Z * spread) or near >= max(1, LAG_USUAL_FRAC * len(peers)):
+            return None
+        r0 = float(np.interp(ref + SHIFT_SEARCH, np.arange(len(d.shift_curve)), d.shift_curve))
+        if not (r0 > 0 and d.shift_curve.min() / r0 < DIM_LAG_GAIN):
+            return None
+        moved.append((d.j, lag - ref, d.shift_curve.min() / r0))
+    if not moved or len(moved) < tight or len({np.sign(m[1]) for m in moved}) > 1:
+        return None
+    sh = int(round(float(np.median([m[1] for m in moved]))))
+    how = ", ".join(f"dim {j}: {dev:+.1f} frames from its peers' lag, residual {g:.2f}x" for j, dev, g in moved[:3])
+    return (sh, how) if sh != 0 else None
 
 
 def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresholds, model: ActionModel,
@@ -263,6 +331,7 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
     # a time shift moves every reliable dimension the same way: pick it jointly (unless one dim is
     # clearly sign-flipped or mis-scaled: such a dim drags the joint curve toward the search edge)
     js = joint_shift(good) if not dev else None
+    dim_moved: tuple[int, str] | None = None
     if js is not None:
         lag, joint = js
         k = int(np.argmin(joint))
@@ -296,12 +365,14 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
         coh_all = coherence(good)
         hit = hit and not (th.coherence is not None and coh_all is not None and coh_all > th.coherence)
         if hit and sh != 0:
-            side = "late" if sh < 0 else "early"   # negative: actions match earlier state motion
-            out.append(make_finding("action.time_shift", ep.index, (0, n),
-                                    f"actions fit the states best when moved {abs(sh)} frame(s) from the usual "
-                                    f"alignment: they are {side} relative to the states (residual {base:.1f}x -> "
-                                    f"{joint[k]:.1f}x)", ts, shift_frames=sh))
+            out.append(_shift_finding(ep, sh, f"residual {base:.1f}x -> {joint[k]:.1f}x"))
             return out
+        if not (th.coherence is not None and coh_all is not None and coh_all > th.coherence):
+            # the joint lag can stay among the peers' usual lags (a task with two of them: a shifted
+            # episode of the late kind lands on the early one); a dim whose own lag is the same in
+            # every peer still shows the shift. Weaker evidence: reported only when the actions do
+            # not disagree with the states outright (below)
+            dim_moved = dim_shift(good, th)
     flagged = set()
     for d in dev:
         flagged.add(d.j)
@@ -334,7 +405,16 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
                                               for d in slope_off[:2]) + ")", ts,
                                     dims=[d.j for d in rest], resid=resid, roll=roll, coherence=coh,
                                     slope_off=[d.j for d in slope_off]))
+    if dim_moved is not None and not out:
+        out.append(_shift_finding(ep, *dim_moved))
     return out
+
+
+def _shift_finding(ep: EpisodeArrays, sh: int, how: str) -> Finding:
+    side = "late" if sh < 0 else "early"   # negative: actions match earlier state motion
+    return make_finding("action.time_shift", ep.index, (0, ep.length),
+                        f"actions fit the states best when moved {abs(sh)} frame(s) from the usual alignment: "
+                        f"they are {side} relative to the states ({how})", ep.timestamps, shift_frames=sh)
 
 
 def action_bounds(actions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:

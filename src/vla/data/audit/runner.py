@@ -91,6 +91,7 @@ def audit_arrays(
     comb = {i: ac.combined(ac.reliable(v, model)) for i, v in rel.items() if v}
     coh = {i: c for i, v in rel.items() if v and (c := ac.coherence(ac.reliable(v, model))) is not None}
     jlag = {i: js[0] for i, v in rel.items() if v and (js := ac.joint_shift(ac.reliable(v, model))) is not None}
+    dlag = {i: ac.dim_lags(v, model) for i, v in rel.items() if v}
     th_cache: dict[tuple[int, ...], ac.RelationThresholds] = {}
 
     def thresholds(i: int) -> ac.RelationThresholds:
@@ -114,6 +115,9 @@ def audit_arrays(
             th.gres_ref = {j: float(np.median(v)) for j, v in gres.items() if len(v) >= 3}
             th.resid_ref = {j: float(np.median(v)) for j, v in res.items() if len(v) >= 3}
             th.lags = [jlag[o] for o in key if o in jlag]
+            for o in key:
+                for j, lag in dlag.get(o, {}).items():
+                    th.dim_lags.setdefault(j, []).append(lag)
             cs = [coh[o] for o in key if o in coh]
             if len(cs) >= 3:
                 th.coherence_med = float(np.median(cs))
