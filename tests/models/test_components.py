@@ -28,6 +28,25 @@ def test_language_cache_encodes_each_instruction_once():
     torch.testing.assert_close(f2[1, : m2[1].sum()], f1[0, : m1[0].sum()])
 
 
+def test_language_cache_keeps_the_most_recently_used():
+    from vla.models.language import FrozenTextEncoder
+
+    shared = get_text_encoder("minilm", None)
+    enc = FrozenTextEncoder(shared.folder, cache_size=3)
+    f_a, _ = enc.encode(["pick a", "pick b", "pick c"], 16)
+    enc.encode(["pick a"], 16)                      # a is now the most recent
+    enc.encode(["pick d", "pick e"], 16)            # evicts b and c, keeps a
+    assert len(enc._cache) == 3 and enc.num_encoded == 5
+    f, _ = enc.encode(["pick a"], 16)
+    assert enc.num_encoded == 5
+    torch.testing.assert_close(f[0], f_a[0, : f.shape[1]])
+    enc.encode(["pick b"], 16)
+    assert enc.num_encoded == 6
+    # a batch with more distinct strings than the cache holds is still answered in full
+    f, m = enc.encode([f"place {i}" for i in range(5)], 16)
+    assert f.shape[0] == 5 and int(m.sum(1).min()) >= 3 and len(enc._cache) == 3
+
+
 def test_language_features_are_token_level():
     enc = get_text_encoder("minilm", None)
     f, m = enc.encode(["open the drawer", "close the drawer"], 16)

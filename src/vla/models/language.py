@@ -8,6 +8,7 @@ records only the encoder kind and path in its config.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -55,10 +56,12 @@ class FrozenTextEncoder:
 
     ``encode(texts, max_tokens)`` -> (features float32 [B, T, dim], mask bool [B, T], True = token),
     with T the longest instruction in the batch (at most ``max_tokens``). Each distinct string is run
-    through the model once; later calls read the cache. ``num_encoded`` counts model evaluations.
+    through the model once; later calls read the cache, which keeps the ``cache_size`` most recently
+    used strings (word dropout in training makes many variants of each instruction: an unbounded
+    cache would grow for the whole run). ``num_encoded`` counts model evaluations.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, cache_size: int = 4096) -> None:
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -71,17 +74,17 @@ class FrozenTextEncoder:
             p.requires_grad_(False)
         self.dim = int(self.model.config.hidden_size)
         self.num_encoded = 0
-        self._cache: dict[tuple[str, int], torch.Tensor] = {}
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[tuple[str, int], torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _encode_new(self, texts: list[str], max_tokens: int) -> None:
+    def _encode_new(self, texts: list[str], max_tokens: int) -> dict[str, torch.Tensor]:
         tok = self.tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
         with torch.inference_mode():
             hidden = self.model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state
         lengths = tok["attention_mask"].sum(1).tolist()
-        for text, h, n in zip(texts, hidden, lengths, strict=True):
-            self._cache[(text, max_tokens)] = h[: int(n)].float().clone()
         self.num_encoded += len(texts)
+        return {text: h[: int(n)].float().clone() for text, h, n in zip(texts, hidden, lengths, strict=True)}
 
     def encode(self, texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not texts:
@@ -91,9 +94,16 @@ class FrozenTextEncoder:
                 raise ValueError(f"language encoder: instruction must be a non-empty string, got {t!r}")
         with self._lock:
             new = sorted({t for t in texts if (t, max_tokens) not in self._cache})
-            if new:
-                self._encode_new(new, max_tokens)
-            rows = [self._cache[(t, max_tokens)] for t in texts]
+            got = self._encode_new(new, max_tokens) if new else {}
+            rows = [got[t] if t in got else self._cache[(t, max_tokens)] for t in texts]
+            for t in texts:                      # most recently used last
+                key = (t, max_tokens)
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                else:
+                    self._cache[key] = got[t]
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         length = max(r.shape[0] for r in rows)
         feats = torch.zeros(len(rows), length, self.dim)
         mask = torch.zeros(len(rows), length, dtype=torch.bool)
