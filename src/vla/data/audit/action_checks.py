@@ -41,8 +41,8 @@ class DimStats:
     gamma_resid: float  # residual after rescaling by gamma
     shift: int          # best alignment shift (frames); - = actions late (they fit earlier states' motion)
     shift_resid: float
-    shift_curve: np.ndarray | None = None  # RMS residual per shift -SHIFT_SEARCH..SHIFT_SEARCH (trimmed ends)
-    # centered co-moments of actions and predictions per shift (trimmed ends, in units of the dim's
+    shift_curve: np.ndarray | None = None  # RMS residual per shift -SHIFT_SEARCH..SHIFT_SEARCH (same frames)
+    # centered co-moments of actions and predictions per shift (same frames, in units of the dim's
     # typical residual): sxy[shift], sxx[shift], syy[shift]; pooled over dims they give ``coherence``
     moments: np.ndarray | None = None
 
@@ -189,25 +189,23 @@ def joint_shift(stats: list[DimStats]) -> tuple[float, np.ndarray] | None:
         return None
     joint = np.sqrt(np.mean(np.stack(curves) ** 2, axis=0))
     k = int(np.argmin(joint))
-    off = 0.0
-    if 0 < k < len(joint) - 1:
-        a, b, c = joint[k - 1], joint[k], joint[k + 1]
-        den = a - 2 * b + c
-        off = float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den > 0 else 0.0
-    return k - SHIFT_SEARCH + off, joint
+    return k - SHIFT_SEARCH + (_parabola_offset(joint, k) if 0 < k < len(joint) - 1 else 0.0), joint
 
 
-def _sub_frame(curve: np.ndarray) -> float | None:
+def _parabola_offset(curve: np.ndarray, k: int) -> float:
+    """Sub-frame offset (within +/-0.5) of the minimum of a parabola through curve[k-1:k+2]."""
+    a, b, c = curve[k - 1], curve[k], curve[k + 1]
+    den = a - 2 * b + c
+    return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den > 0 else 0.0
+
+
+def _sub_frame(curve: np.ndarray | None) -> float | None:
     """Shift (frames) at the minimum of a residual curve over -SHIFT_SEARCH..SHIFT_SEARCH, refined by a
     parabola; None when the minimum lies on the search edge (no alignment fits) or the curve has gaps."""
     if curve is None or not np.isfinite(curve).all():
         return None
     k = int(np.argmin(curve))
-    if not 0 < k < len(curve) - 1:
-        return None
-    a, b, c = curve[k - 1], curve[k], curve[k + 1]
-    den = a - 2 * b + c
-    return k - SHIFT_SEARCH + (float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den > 0 else 0.0)
+    return k - SHIFT_SEARCH + _parabola_offset(curve, k) if 0 < k < len(curve) - 1 else None
 
 
 def dim_lags(stats: list[DimStats], model: ActionModel) -> dict[int, float]:
