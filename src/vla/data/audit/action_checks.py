@@ -19,7 +19,7 @@ import numpy as np
 from vla.data.audit.action_model import ActionModel
 from vla.data.audit.episode import EpisodeArrays
 from vla.data.audit.findings import Finding, make_finding
-from vla.data.audit.runs import merge_ranges, runs
+from vla.data.audit.runs import mad, merge_ranges, runs
 
 SHIFT_SEARCH = 8          # frames tried either way when looking for a time shift
 RESID_FLOOR = 2.0         # normalized residual above which an episode is inconsistent (minimum)
@@ -243,7 +243,7 @@ def dim_shift(good: list[DimStats], th: RelationThresholds) -> tuple[int, str] |
         if lag in peers:
             peers.remove(lag)      # the episode itself
         ref = float(np.median(peers))
-        spread = 1.4826 * float(np.median(np.abs(np.asarray(peers) - ref)))
+        spread = mad(peers)
         if spread > DIM_LAG_TIGHT:
             continue
         tight += 1
@@ -251,9 +251,10 @@ def dim_shift(good: list[DimStats], th: RelationThresholds) -> tuple[int, str] |
         if abs(lag - ref) < max(SHIFT_MIN_DEV, DIM_LAG_Z * spread) or near >= max(1, LAG_USUAL_FRAC * len(peers)):
             return None
         r0 = float(np.interp(ref + SHIFT_SEARCH, np.arange(len(d.shift_curve)), d.shift_curve))
-        if not (r0 > 0 and d.shift_curve.min() / r0 < DIM_LAG_GAIN):
+        gain = d.shift_curve.min() / r0 if r0 > 0 else np.inf
+        if not gain < DIM_LAG_GAIN:
             return None
-        moved.append((d.j, lag - ref, d.shift_curve.min() / r0))
+        moved.append((d.j, lag - ref, gain))
     if not moved or len(moved) < tight or len({np.sign(m[1]) for m in moved}) > 1:
         return None
     sh = int(round(float(np.median([m[1] for m in moved]))))
@@ -361,11 +362,11 @@ def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresho
         # (actions taken from another episode can fit slightly better at some shift, but stay
         # incoherent at every shift)
         coh_all = coherence(good)
-        hit = hit and not (th.coherence is not None and coh_all is not None and coh_all > th.coherence)
-        if hit and sh != 0:
+        incoherent = th.coherence is not None and coh_all is not None and coh_all > th.coherence
+        if hit and not incoherent and sh != 0:
             out.append(_shift_finding(ep, sh, f"residual {base:.1f}x -> {joint[k]:.1f}x"))
             return out
-        if not (th.coherence is not None and coh_all is not None and coh_all > th.coherence):
+        if not incoherent:
             # the joint lag can stay among the peers' usual lags (a task with two of them: a shifted
             # episode of the late kind lands on the early one); a dim whose own lag is the same in
             # every peer still shows the shift. Weaker evidence: reported only when the actions do

@@ -185,11 +185,7 @@ def fit_action_model(states: list[np.ndarray | None], actions: list[np.ndarray |
     # the typical residual is the median over all episodes (not only the kept ones) in which the dim
     # moves: episodes that hold a gripper shut fit it almost exactly, and when they are the majority
     # (say, after some windows were cut short) their near-zero residual must not become the unit
-    R = _residual_matrix(model, pairs)
-    rms = np.nanmedian(R, axis=0)
-    for j in range(A):
-        if active[:, j].sum() >= 3:
-            rms[j] = np.nanmedian(R[active[:, j], j])
+    rms = _median_where_active(_residual_matrix(model, pairs), active)
     for j, d in enumerate(best):
         if d is not None and np.isfinite(rms[j]):
             d.resid = float(rms[j])
@@ -305,16 +301,23 @@ def _active(pairs: list, A: int) -> np.ndarray:
     return np.array([np.nanstd(a, axis=0) > ACTIVE_FRAC * sd for _, a in pairs]).reshape(len(pairs), A)
 
 
-def _keep_mask(level: np.ndarray, min_keep: int, active: np.ndarray | None = None,
-               floor: np.ndarray | None = None) -> np.ndarray:
-    """Per dim, the episodes whose typical residual is within OUTLIER_FACTOR x the median episode's
-    (all of them when that would leave fewer than ``min_keep``). The median is taken over the
-    episodes in which the dim moves, when at least three do, and is at least ``floor``."""
+def _median_where_active(level: np.ndarray, active: np.ndarray | None) -> np.ndarray:
+    """Per dim, the median of ``level`` [episodes, dims] over the episodes in which the dim moves,
+    when at least three do (else over all episodes)."""
     med = np.nanmedian(level, axis=0)
     if active is not None:
         for j in range(level.shape[1]):
             if active[:, j].sum() >= 3:
                 med[j] = np.nanmedian(level[active[:, j], j])
+    return med
+
+
+def _keep_mask(level: np.ndarray, min_keep: int, active: np.ndarray | None = None,
+               floor: np.ndarray | None = None) -> np.ndarray:
+    """Per dim, the episodes whose typical residual is within OUTLIER_FACTOR x the median episode's
+    (all of them when that would leave fewer than ``min_keep``). The median is taken over the
+    episodes in which the dim moves, when at least three do, and is at least ``floor``."""
+    med = _median_where_active(level, active)
     if floor is not None:
         med = np.maximum(med, floor)   # a near-perfect fit (a binary gripper) must not make 0.01 an outlier
     with np.errstate(invalid="ignore", divide="ignore"):
