@@ -35,4 +35,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+# openpi's websocket client, for the wire-compatibility test: it pins numpy < 2, so without its deps
+if ! python -c "import openpi_client.websocket_client_policy" 2>/dev/null; then
+  echo "[setup] installing openpi-client 0.1.2 (--no-deps)"
+  pip install -q --no-deps openpi-client==0.1.2
+fi
 echo "[setup] ready: $(python -c 'import vla, torch; print("vla", vla.__version__, "torch", torch.__version__)')"

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "vla.sim.commands",
     "vla.train.commands",
     "vla.eval.commands",
+    "vla.serve.commands",
     "vla.quickstart",
 ]
 

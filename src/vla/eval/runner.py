@@ -13,17 +13,9 @@ from typing import Any
 from vla.data.atomic import write_json_atomic
 from vla.eval.metrics import percentile_ms, wilson_interval
 from vla.eval.rollout import RolloutJob, RolloutResult, init_worker, run_job
+from vla.models.serialization import resolve_policy_dir
 
 SPLITS = ("train", "heldout")
-
-
-def resolve_policy_dir(path: str | Path) -> Path:
-    """Accept a policy folder or a training run folder (whose final policy is RUN/policy)."""
-    p = Path(path)
-    for cand in (p, p / "policy"):
-        if (cand / "config.json").is_file() and (cand / "model.safetensors").is_file():
-            return cand
-    raise FileNotFoundError(f"{p}: no policy here (expected config.json + model.safetensors in it or in {p}/policy)")
 
 
 def load_instruction_overrides(path: str | Path, tasks: list[str]) -> dict[str, list[str]]:

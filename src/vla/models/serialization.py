@@ -25,6 +25,15 @@ class PolicyLoadError(ValueError):
     """A policy folder is missing, incomplete, corrupt or inconsistent."""
 
 
+def resolve_policy_dir(path: str | Path) -> Path:
+    """Accept a policy folder or a training run folder (whose final policy is RUN/policy)."""
+    p = Path(path)
+    for cand in (p, p / "policy"):
+        if (cand / CONFIG_FILE).is_file() and (cand / WEIGHTS_FILE).is_file():
+            return cand
+    raise FileNotFoundError(f"{p}: no policy here (expected {CONFIG_FILE} + {WEIGHTS_FILE} in it or in {p}/policy)")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)

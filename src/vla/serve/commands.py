@@ -1,0 +1,81 @@
+"""CLI: ``vla serve --policy RUN [--host 127.0.0.1] [--port 8000] [--api-key-file F] [--safety F]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def read_api_key(path: Path | None) -> str | None:
+    """The key in ``path`` (surrounding white space stripped), or None without a file."""
+    if path is None:
+        return None
+    try:
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the API key file ({exc.strerror})") from exc
+    if not key or any(c.isspace() for c in key):
+        raise ValueError(f"{path}: expected one API key without white space")
+    return key
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve_cmd(
+        policy: Path = typer.Option(..., "--policy", help="Policy folder or training run folder (RUN/policy)."),
+        host: str = typer.Option("127.0.0.1", help="Address to bind (a non-loopback one needs --api-key-file)."),
+        port: int = typer.Option(8000, help="TCP port (websocket and GET /healthz)."),
+        api_key_file: Path | None = typer.Option(None, help="File holding the API key clients must send."),
+        safety: str | None = typer.Option(None, help="Safety config (YAML/JSON file, or 'metaworld_sawyer')."),
+        device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
+        threads: int = typer.Option(1, help="torch threads for inference."),
+        max_message_mb: float = typer.Option(32.0, help="Largest accepted message (MiB)."),
+        idle_timeout: float = typer.Option(300.0, help="Close a connection idle for this many seconds."),
+    ) -> None:
+        """Serve a policy over websocket + msgpack (openpi client wire format)."""
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            from vla.serve.server import PolicyServer, check_bind
+
+            key = read_api_key(api_key_file)
+            check_bind(host, key)  # before anything heavy is imported or loaded
+            import torch
+
+            from vla.serve.policy_service import load_policy_service
+            from vla.serve.safety import SafetyConfig, load_safety_config
+
+            safety_cfg = None
+            if safety == "metaworld_sawyer":
+                safety_cfg = SafetyConfig.for_metaworld_sawyer()
+            elif safety:
+                safety_cfg = load_safety_config(safety)
+            torch.set_num_threads(max(1, threads))
+            predict, spec, meta = load_policy_service(policy, resolve_device(device))
+            if safety_cfg is not None and safety_cfg.action_dim != meta["action_dim"]:
+                raise ValueError(f"--safety {safety}: {safety_cfg.action_dim} action dims, the policy has "
+                                 f"{meta['action_dim']}")
+            server = PolicyServer(predict, meta, spec, host=host, port=port, api_key=key, safety=safety_cfg,
+                                  max_message_bytes=int(max_message_mb * 1024 * 1024), idle_timeout_s=idle_timeout)
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from exc
+        typer.echo(f"serving {meta['policy']['name']} on ws://{host}:{port} (health: http://{host}:{port}/healthz)"
+                   f"{'; API key required' if key else ''}{'; safety: ' + safety_cfg.name if safety_cfg else ''}")
+        try:
+            server.serve_forever()
+        except OSError as exc:
+            typer.secho(f"error: cannot listen on {host}:{port}: {exc.strerror}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from exc
+        except KeyboardInterrupt:
+            pass
