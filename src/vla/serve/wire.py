@@ -76,7 +76,7 @@ def _array(obj: dict, field: str) -> np.ndarray:
     if count * dtype.itemsize != len(data):
         raise WireError(f"{field}: declared shape {list(shape)} of {dtype.str} needs {count * dtype.itemsize} bytes, "
                         f"the message carries {len(data)}")
-    return np.frombuffer(data, dtype=dtype).reshape(shape)
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()  # writable, owns its memory
 
 
 def _scalar(obj: dict, field: str) -> np.generic:
@@ -85,8 +85,9 @@ def _scalar(obj: dict, field: str) -> np.generic:
     if not isinstance(value, bool | int | float):
         raise WireError(f"{field}: scalar data must be a number, got {type(value).__name__}")
     try:
-        return dtype.type(value)
-    except (OverflowError, ValueError) as exc:
+        with np.errstate(over="raise", invalid="raise"):
+            return dtype.type(value)
+    except (OverflowError, ValueError, FloatingPointError) as exc:
         raise WireError(f"{field}: {value!r} does not fit {dtype.str}") from exc
 
 
