@@ -53,13 +53,13 @@ def register(app: typer.Typer) -> None:
             import torch
 
             from vla.serve.policy_service import load_policy_service
-            from vla.serve.safety import SafetyConfig, load_safety_config
 
             safety_cfg = None
-            if safety == "metaworld_sawyer":
-                safety_cfg = SafetyConfig.for_metaworld_sawyer()
-            elif safety:
-                safety_cfg = load_safety_config(safety)
+            if safety:
+                from vla.serve.safety import SafetyConfig, load_safety_config
+
+                safety_cfg = (SafetyConfig.for_metaworld_sawyer() if safety == "metaworld_sawyer"
+                              else load_safety_config(safety))
             torch.set_num_threads(max(1, threads))
             predict, spec, meta = load_policy_service(policy, resolve_device(device))
             if safety_cfg is not None and safety_cfg.action_dim != meta["action_dim"]:
