@@ -372,6 +372,10 @@ def _parse_shape(c: _Ctx, raw: Any, where: str):
 
 # ---------------------------------------------------------------------- the filter
 _EMPTY_TOL = 1e-9  # relative: an intersection empty by less than this is float64 round-off, not a conflict
+# Braking plans (stopping before a position limit, the workspace face or a keep-out volume) assume only
+# this fraction of the acceleration limit: the 10% left over is the slack that absorbs the float32
+# rounding of the commands, so a robot that tracks its commands never needs an acceleration override.
+BRAKE_FRACTION = 0.9
 
 
 @dataclass(frozen=True)
@@ -437,12 +441,12 @@ def _near_empty(lo: float, hi: float) -> bool:
 def _f32_inside(y: float, lo: float, hi: float) -> np.float32:
     """``y`` as float32, moved by one ulp toward the inside when rounding took it out of [lo, hi]."""
     v = np.float32(y)
-    if v > hi:
+    if float(v) > hi:  # compare in float64 (numpy 2 would compare a float32 with a Python float in float32)
         w = np.nextafter(v, np.float32(-np.inf))
-        v = w if w >= lo else v
-    elif v < lo:
+        v = w if float(w) >= lo else v
+    elif float(v) < lo:
         w = np.nextafter(v, np.float32(np.inf))
-        v = w if w <= hi else v
+        v = w if float(w) <= hi else v
     return v
 
 
@@ -657,7 +661,7 @@ class SafetyFilter:
                     primary.append((to_a(min((lo - p_base) / dt, 0.0)), to_a(max((hi - p_base) / dt, 0.0)),
                                     f"position.{d.name}"))
                 if d.acceleration is not None:
-                    delta = d.acceleration * dt * dt
+                    delta = BRAKE_FRACTION * d.acceleration * dt * dt
                     brake.append((to_a(-_max_step(p_base - lo, delta) / dt), to_a(_max_step(hi - p_base, delta) / dt),
                                   f"braking.{d.name}"))
             if d.kind == "ee_delta" and cfg.workspace is not None:
@@ -681,9 +685,10 @@ class SafetyFilter:
         out = np.empty(n, dtype=np.float32)
         for i in range(n):
             lo, hi = keep[i]
-            if not lo <= y[i] <= hi:
-                lo, hi = hard[i]
-            out[i] = _f32_inside(y[i], lo, hi)
+            v = _f32_inside(y[i], lo, hi) if lo <= y[i] <= hi else None
+            if v is None or not hard[i][0] <= float(v) <= hard[i][1]:  # hard limits win over the float32 cast
+                v = _f32_inside(min(max(y[i], hard[i][0]), hard[i][1]), *hard[i])
+            out[i] = v
         new = hist.copy()
         new.u2 = hist.u1.copy()
         new.u1 = gain * out.astype(np.float64) + offset
@@ -724,11 +729,13 @@ class SafetyFilter:
         return y, (lo, hi), (hlo, hhi)
 
     def _ray_delta(self, d: np.ndarray) -> float | None:
-        """Per-step speed decrement (m per step) when braking along unit ``d`` within every axis' acceleration."""
+        """Per-step step-length decrement (m) of the braking plan along unit ``d`` (BRAKE_FRACTION of every
+        axis' acceleration limit)."""
         if self._ee_acc is None:
             return None
-        nz = np.abs(d) > 0
-        return float(self.dt * self.dt * np.min(self._ee_acc[nz] / np.abs(d[nz])))
+        nz = np.abs(d) > 1e-300
+        with np.errstate(over="ignore"):
+            return float(BRAKE_FRACTION * self.dt * self.dt * np.min(self._ee_acc[nz] / np.abs(d[nz])))
 
     def _ray_margin(self, p, disp, low, high):
         """(stopping length, clearance to keep-out, room in the box, keep-out name, box axis) along ``disp``."""

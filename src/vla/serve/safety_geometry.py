@@ -40,9 +40,9 @@ def max_travel_in_box(p: np.ndarray, d: np.ndarray, low: np.ndarray, high: np.nd
     whose face ends it (None when unbounded)."""
     t, axis = math.inf, None
     for i in range(3):
-        if d[i] > 0:
+        if d[i] > 1e-300:
             ti = (high[i] - p[i]) / d[i]
-        elif d[i] < 0:
+        elif d[i] < -1e-300:
             ti = (low[i] - p[i]) / d[i]
         else:
             continue
@@ -72,7 +72,7 @@ class KeepOutBox:
             return 0.0 if outward < 0 else math.inf
         t_in, t_out = 0.0, math.inf
         for i in range(3):
-            if d[i] == 0.0:
+            if abs(d[i]) < 1e-300:
                 if p[i] < lo[i] or p[i] > hi[i]:
                     return math.inf
                 continue
