@@ -162,6 +162,13 @@ class PolicyClient:
             raise ServerError(f"{self.url}: reply has no 'actions'")
         return out
 
+    @property
+    def connected(self) -> bool:
+        """True while the websocket is open (turns False as soon as the server's side closes or dies)."""
+        from websockets.protocol import State
+
+        return self._ws is not None and self._ws.state is State.OPEN
+
     def reset(self) -> None:
         """Mark the next request as the first of an episode."""
         self._reset_next = True
