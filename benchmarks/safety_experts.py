@@ -24,7 +24,6 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_info, write_result  # noqa: E402
-
 from vla.serve.safety import SafetyConfig, SafetyFilter, summarize_reports  # noqa: E402
 from vla.sim import MetaWorldEnv, make_suite  # noqa: E402
 from vla.sim.seeds import evaluation_seed  # noqa: E402

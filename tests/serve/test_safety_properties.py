@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from vla.serve.safety import SafetyConfig, SafetyFilter
 
-SETTINGS = settings(max_examples=int(os.environ.get("VLA_SAFETY_EXAMPLES", "120")), deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                           HealthCheck.filter_too_much])
+# VLA_SAFETY_EXAMPLES=2000 for a longer search; 120 keeps the four properties at ~25 s on 2 shared cores.
+SETTINGS = settings(max_examples=int(os.environ.get("VLA_SAFETY_EXAMPLES", "120")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 WILD = st.one_of(
     st.floats(-3, 3),
     st.floats(-0.05, 0.05),
@@ -92,8 +93,8 @@ def configs(draw) -> dict:
                 shapes.append({"name": f"s{i}", "type": "sphere", "center": c, "radius": draw(f(0.02, 0.6))})
             else:
                 n = _unit([draw(f(-1, 1)) for _ in range(3)])
-                shapes.append({"name": f"p{i}", "type": "plane", "point": [x - 1.2 * y for x, y in zip(c, n, strict=True)],
-                               "normal": n})
+                point = [x - 1.2 * y for x, y in zip(c, n, strict=True)]
+                shapes.append({"name": f"p{i}", "type": "plane", "point": point, "normal": n})
         cfg["keep_out"] = shapes
     return cfg
 
@@ -270,7 +271,7 @@ def test_tracking_robot_never_needs_an_acceleration_override(ep):
             state[:3] = p = np.clip(p, low, high)
         if any(_depth(s, p) > -2 * eps for s in cfg_d.get("keep_out", [])):
             return  # start inside (or touching) an obstacle: covered by the hard-limit property
-    for i, d in enumerate(cfg_d["dims"]):
+    for d in cfg_d["dims"]:
         if "position" in d:
             lo, hi = d["position"][0] + d["soft_margin"], d["position"][1] - d["soft_margin"]
             state[d["state_index"]] = min(max(state[d["state_index"]], lo), hi)
