@@ -450,6 +450,14 @@ def _f32_inside(y: float, lo: float, hi: float) -> np.float32:
     return v
 
 
+def _toward_zero_f32(v: np.ndarray) -> np.ndarray:
+    """Values as float32 numbers no larger in magnitude (a cut motion must not grow back when cast)."""
+    out = v.astype(np.float32)
+    grew = np.abs(out.astype(np.float64)) > np.abs(v)
+    out[grew] = np.nextafter(out[grew], np.float32(0))
+    return out.astype(np.float64)
+
+
 class _History:
     """Commanded history: the last two commanded velocities and the last command of every dim."""
 
@@ -593,6 +601,7 @@ class SafetyFilter:
         keep = [(-math.inf, math.inf)] * n  # interval each output must stay in through the float32 cast
         hard = [(-math.inf, math.inf)] * n
         accel_iv: list[tuple[float, float] | None] = [None] * n
+        jerk_iv: list[tuple[float, float] | None] = [None] * n
         gain = np.zeros(n)
         offset = np.zeros(n)
         bad_state = False
@@ -675,10 +684,17 @@ class SafetyFilter:
             if d.jerk is not None and np.isfinite(u1) and np.isfinite(u2):
                 c = 2 * u1 - u2
                 jerk.append((to_a(c - d.jerk * dt * dt), to_a(c + d.jerk * dt * dt), f"jerk.{d.name}"))
+                jerk_iv[i] = jerk[0][:2]
             y[i], keep[i], hard[i] = self._choose(x, primary, secondary, brake, acc, jerk, active)
 
         if self._geometry and ee_state is not None:
+            before = y[self._ee].copy()
             self._geometry_step(y, ee_state, hist, hard, keep, accel_iv, active)
+            for i in self._ee:  # a cut motion may break the jerk limit: say so
+                iv = jerk_iv[i]
+                if y[i] != before[self._ee.index(i)] and iv is not None and not (
+                        iv[0] - _EMPTY_TOL * (1 + abs(iv[0])) <= y[i] <= iv[1] + _EMPTY_TOL * (1 + abs(iv[1]))):
+                    active.append("jerk.overridden")
         if bad_state:
             active.append("state.nonfinite")
 
@@ -765,13 +781,15 @@ class SafetyFilter:
         else:
             active.append(f"workspace.{'xyz'[axis]}")
         s_new = min(_max_step(free, self._ray_delta(disp / s)), s)
-        cut = ya * (s_new / s)
+        cut = _toward_zero_f32(ya * (s_new / s))
         choice = cut
         ivs = [accel_iv[i] for i in ee]
         if all(iv is not None for iv in ivs) and not all(
                 iv[0] - _EMPTY_TOL * (1 + abs(iv[0])) <= v <= iv[1] + _EMPTY_TOL * (1 + abs(iv[1]))
                 for iv, v in zip(ivs, cut, strict=True)):
             cont = self._continuation(hist)
+            if cont is not None:
+                cont = _toward_zero_f32(cont)
             if cont is not None and self._continuation_ok(p, cont, low, high, [hard[i] for i in ee]):
                 choice = cont
             else:
@@ -802,4 +820,5 @@ class SafetyFilter:
             if not lo <= v <= hi:
                 return False
         total, t_hit, t_box, _, _ = self._ray_margin(p, self._ee_scale * ya, low, high)
-        return total <= t_box + 1e-9 and total <= t_hit - 1e-3 * self.config.epsilon
+        # the braking path was checked at the previous step; allow for the float32 rounding of that command
+        return total <= t_box + 1e-7 * total + 1e-9 and total <= t_hit - 1e-3 * self.config.epsilon
