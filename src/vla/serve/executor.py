@@ -44,6 +44,7 @@ class ExecutorConfig:
     mode: str = "async"                 # "async" | "sync"
     n_action_steps: int = 4             # actions used from each chunk (actions 0..n-1 of it)
     threshold: int = 4                  # async: request a chunk when fewer actions than this remain queued
+    #                                     (always when the queue is empty, even with threshold 0)
     merge: str = "replace"              # overlap of queued and new actions: "replace" | "average" | "ensemble"
     ensemble_coeff: float = 0.01        # ensemble weights exp(-coeff * i), i = 0 the oldest prediction (ACT)
     control_period_s: float = 0.05      # the robot's control period
@@ -348,7 +349,7 @@ class ChunkExecutor:
         return entry
 
     def _maybe_request(self, obs: Any, now: float) -> None:
-        if len(self._queue) >= self.config.threshold or not self.watchdog.may_request(now):
+        if len(self._queue) >= max(1, self.config.threshold) or not self.watchdog.may_request(now):
             return
         with self._cv:
             busy = self._inflight is not None or self._reply is not None
