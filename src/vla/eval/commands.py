@@ -10,7 +10,10 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
-        policy: Path = typer.Option(..., "--policy", help="Policy folder or training run folder (RUN/policy)."),
+        policy: Path | None = typer.Option(None, "--policy", help="Policy folder or training run folder (RUN/policy)."),
+        server: str | None = typer.Option(None, "--server", help="Evaluate the policy served at ws://HOST:PORT "
+                                          "(through client, executor, watchdog and safety filter)."),
+        api_key_file: Path | None = typer.Option(None, help="File holding the server's API key."),
         suite: str = typer.Option("mt10", help="Suite: mt10, mt50 or mt1:<task>."),
         episodes_per_task: int = typer.Option(10, help="Evaluation episodes per task."),
         out: Path = typer.Option(..., "--out", help="Folder for report.json, report.html and videos/."),
@@ -28,12 +31,15 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from vla.eval.runner import evaluate
+        from vla.serve.client import PolicyClientError
+        from vla.serve.commands import read_api_key
 
         try:
             report = evaluate(policy, suite=suite, episodes_per_task=episodes_per_task, out=out, split=split,
                               instructions=instructions, workers=workers, max_steps=max_steps, seed=seed,
-                              videos=videos, progress=not as_json)
-        except (FileNotFoundError, ValueError) as e:
+                              videos=videos, progress=not as_json, server=server,
+                              api_key=read_api_key(api_key_file))
+        except (FileNotFoundError, ValueError, PolicyClientError) as e:
             typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from e
         if as_json:
@@ -58,3 +64,8 @@ def print_success_table(report: dict, console) -> None:
     lat = report["latency_ms"]
     console.print(f"latency: chunk p50 {lat['chunk_p50']:.2f} ms, p99 {lat['chunk_p99']:.2f} ms; "
                   f"step p50 {lat['step_p50']:.2f} ms")
+    if report.get("serve"):
+        s = report["serve"]
+        console.print(f"served: {s['actions']} actions, {s['holds']} holds, watchdog {s['watchdog'] or 'quiet'}, "
+                      f"safety filter changed {s['safety_modified']} ({s['safety_limits'] or 'no limit hit'}), "
+                      f"{s['violations']} limit violations")

@@ -34,22 +34,29 @@ class RolloutResult:
     chunk_s: list[float] = field(default_factory=list)
     step_s: list[float] = field(default_factory=list)
     video: str | None = None
+    serve: dict | None = None  # through a server: what the executor, watchdog and safety filter did
 
 
 _STATE: dict = {}
 
 
-def init_worker(policy_dir: str, max_steps: int, video_dir: str | None, torch_threads: int) -> None:
-    """Pool initializer: load the policy once per process."""
+def init_worker(policy_dir: str | None, max_steps: int, video_dir: str | None, torch_threads: int,
+                server: dict | None = None) -> None:
+    """Pool initializer: load the policy once per process, or connect to ``server`` ({"url", "api_key"})."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("LP_NUM_THREADS", "1")
-    import torch
+    if server is not None:
+        from vla.serve.remote_policy import RemotePolicy
 
-    from vla.models import Policy
+        policy = RemotePolicy(server["url"], api_key=server.get("api_key"), timeout_s=server.get("timeout_s", 10.0))
+    else:
+        import torch
 
-    torch.set_num_threads(torch_threads)
-    policy = Policy.from_pretrained(policy_dir)
-    policy.eval()
+        from vla.models import Policy
+
+        torch.set_num_threads(torch_threads)
+        policy = Policy.from_pretrained(policy_dir)
+        policy.eval()
     _STATE.clear()
     _STATE.update(policy=policy, max_steps=max_steps, video_dir=video_dir, env=None, recorded=set())
 
@@ -109,8 +116,25 @@ def run_job(job: RolloutJob) -> RolloutResult:
     if _STATE["video_dir"] and key not in _STATE["recorded"]:
         _STATE["recorded"].add(key)
         video = _write_video(Path(_STATE["video_dir"]), job, success, frames)
+    serve = serve_summary(policy.records) if hasattr(policy, "records") else None
     return RolloutResult(job.task, job.episode, job.seed, job.instruction, success, steps, success_step,
-                         chunk_s, step_s, video)
+                         chunk_s, step_s, video, serve)
+
+
+def serve_summary(records: list[dict]) -> dict:
+    """Counts over one episode's executed actions: holds, watchdog trips by reason, safety limits hit."""
+    watchdog: dict[str, int] = {}
+    limits: dict[str, int] = {}
+    for r in records:
+        if r["watchdog"]:
+            reason = str(r["watchdog"]).split(":", 1)[0]
+            watchdog[reason] = watchdog.get(reason, 0) + 1
+        for name in r["safety_active"]:
+            limits[name] = limits.get(name, 0) + 1
+    return {"actions": len(records), "holds": sum(r["kind"] == "hold" for r in records),
+            "idle": sum(bool(r["idle"]) for r in records), "watchdog": watchdog,
+            "safety_modified": sum(bool(r["safety_active"]) for r in records), "safety_limits": limits,
+            "violations": sum(int(r.get("violations", 0)) for r in records)}
 
 
 def _write_video(folder: Path, job: RolloutJob, success: bool, frames: list[np.ndarray]) -> str:

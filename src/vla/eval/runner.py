@@ -54,7 +54,7 @@ def build_jobs(suite, episodes_per_task: int, split: str, seed: int,
 
 
 def evaluate(
-    policy: str | Path,
+    policy: str | Path | None,
     suite: str = "mt10",
     episodes_per_task: int = 10,
     out: str | Path = "eval",
@@ -65,16 +65,20 @@ def evaluate(
     seed: int = 0,
     videos: bool = True,
     progress: bool = True,
+    server: str | None = None,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a saved policy; writes OUT/report.json, OUT/report.html and OUT/videos/. Returns the report."""
-    from vla.models import Policy
+    """Evaluate a saved policy (or the one served at ``server``, through client, executor, watchdog and safety
+    filter); writes OUT/report.json, OUT/report.html and OUT/videos/. Returns the report."""
     from vla.sim import make_suite
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if episodes_per_task < 1 or workers < 1 or max_steps < 1:
         raise ValueError("episodes_per_task, workers and max_steps must be >= 1")
-    policy_dir = resolve_policy_dir(policy)
+    if (policy is None) == (server is None):
+        raise ValueError("give exactly one of a policy folder (--policy) and a server URL (--server)")
+    policy_dir = resolve_policy_dir(policy) if policy is not None else None
     the_suite = make_suite(suite)
     overrides = load_instruction_overrides(instructions, the_suite.tasks) if instructions else None
     jobs = build_jobs(the_suite, episodes_per_task, split, seed, overrides)
@@ -84,22 +88,11 @@ def evaluate(
     if videos and video_dir.exists():
         for f in video_dir.glob("*.mp4"):
             f.unlink()
-    meta_policy = Policy.from_pretrained(policy_dir)
-    policy_info = {
-        "path": str(policy_dir),
-        "params": meta_policy.num_parameters(),
-        "trainable_params": meta_policy.num_parameters(trainable_only=True),
-        "head": meta_policy.config.head,
-        "chunk": meta_policy.config.chunk,
-        "n_action_steps": meta_policy.config.n_action_steps,
-        "temporal_ensemble": meta_policy.config.temporal_ensemble,
-        "cameras": list(meta_policy.config.cameras),
-        "image_size": meta_policy.config.image_size,
-    }
-    del meta_policy
+    server_info = {"url": server, "api_key": api_key} if server else None
+    policy_info = _policy_info(policy_dir) if policy_dir is not None else _server_policy_info(server, api_key)
 
     t0 = time.perf_counter()
-    results = _run(jobs, policy_dir, max_steps, video_dir if videos else None, workers, progress)
+    results = _run(jobs, policy_dir, max_steps, video_dir if videos else None, workers, progress, server_info)
     wall = time.perf_counter() - t0
     report = _report(the_suite, split, episodes_per_task, seed, max_steps, workers, results, policy_info, wall,
                      instructions)
@@ -112,14 +105,37 @@ def evaluate(
     return report
 
 
-def _run(jobs: list[RolloutJob], policy_dir: Path, max_steps: int, video_dir: Path | None, workers: int,
-         progress: bool) -> list[RolloutResult]:
+def _policy_info(policy_dir: Path) -> dict[str, Any]:
+    from vla.models import Policy
+
+    p = Policy.from_pretrained(policy_dir)
+    c = p.config
+    return {"path": str(policy_dir), "params": p.num_parameters(), "trainable_params": p.num_parameters(True),
+            "head": c.head, "chunk": c.chunk, "n_action_steps": c.n_action_steps,
+            "temporal_ensemble": c.temporal_ensemble, "cameras": list(c.cameras), "image_size": c.image_size}
+
+
+def _server_policy_info(url: str, api_key: str | None) -> dict[str, Any]:
+    from vla.serve.client import PolicyClient
+
+    with PolicyClient(url, api_key=api_key) as client:
+        m = client.metadata
+    pol = m.get("policy") or {}
+    cams = m["cameras"]
+    return {"server": url, "path": pol.get("path"), "params": pol.get("parameters"),
+            "trainable_params": pol.get("trainable_parameters"), "head": pol.get("head"), "chunk": m.get("chunk"),
+            "n_action_steps": m.get("n_action_steps"), "temporal_ensemble": None, "cameras": list(cams),
+            "image_size": next(iter(cams.values()))[0], "safety": (m.get("safety") or {}).get("name")}
+
+
+def _run(jobs: list[RolloutJob], policy_dir: Path | None, max_steps: int, video_dir: Path | None, workers: int,
+         progress: bool, server: dict | None = None) -> list[RolloutResult]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     # One torch thread per rollout worker: with two threads a chunk takes ~390 ms instead of ~5 ms
     # here whenever another process holds a core (measured, see benchmarks/latency.py).
     threads = 1
-    init = (str(policy_dir), max_steps, str(video_dir) if video_dir else None, threads)
+    init = (str(policy_dir) if policy_dir else None, max_steps, str(video_dir) if video_dir else None, threads, server)
     results: list[RolloutResult] = []
     columns = (TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("success {task.fields[sr]}"),
                TimeElapsedColumn())
@@ -167,7 +183,9 @@ def _report(suite, split, episodes_per_task, seed, max_steps, workers, results, 
                 tasks[task]["videos"]["success" if r.success else "failure"] = f"videos/{r.video}"
     mean = sum(t["success_rate"] for t in tasks.values()) / len(tasks)
     total = len(results)
+    served = [r.serve for r in results if r.serve is not None]
     return {
+        "serve": _serve_totals(served) if served else None,
         "suite": suite.name,
         "split": split,
         "instructions_file": str(instructions_file) if instructions_file else None,
@@ -190,10 +208,23 @@ def _report(suite, split, episodes_per_task, seed, max_steps, workers, results, 
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "per_episode": [
             {"task": r.task, "episode": r.episode, "seed": r.seed, "instruction": r.instruction, "success": r.success,
-             "steps": r.steps}
+             "steps": r.steps, **({"serve": r.serve} if r.serve is not None else {})}
             for r in results
         ],
     }
+
+
+def _serve_totals(per_episode: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum the per-episode serve summaries (executed actions, holds, watchdog reasons, safety limits)."""
+    out: dict[str, Any] = {"actions": 0, "holds": 0, "idle": 0, "safety_modified": 0, "violations": 0,
+                           "watchdog": {}, "safety_limits": {}}
+    for s in per_episode:
+        for k in ("actions", "holds", "idle", "safety_modified", "violations"):
+            out[k] += s[k]
+        for k in ("watchdog", "safety_limits"):
+            for name, n in s[k].items():
+                out[k][name] = out[k].get(name, 0) + n
+    return out
 
 
 def _prune_videos(report: dict[str, Any], video_dir: Path) -> None:
