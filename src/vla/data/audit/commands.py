@@ -50,7 +50,9 @@ def register(app: typer.Typer) -> None:
             d = report.to_dict()
             if summary is not None:
                 d["fix"] = summary.to_dict()
-            typer.echo(json.dumps(d, indent=2))
+            from vla.data.atomic import json_safe
+
+            typer.echo(json.dumps(json_safe(d), indent=2, allow_nan=False))
         else:
             _print(report, summary)
 
