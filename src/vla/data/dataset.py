@@ -362,7 +362,7 @@ class Dataset:
         if ti is not None and len(ti):
             ti = np.asarray(ti).reshape(-1)
             if ti.dtype.kind not in "iu" or ti.min() < 0 or ti.max() >= len(self.tasks):
-                bad = ti[0] if ti.dtype.kind not in "iu" else (ti.min() if ti.min() < 0 else ti.max())
+                bad = ti[0] if ti.dtype.kind not in "iu" else int(ti.min() if ti.min() < 0 else ti.max())
                 raise DatasetError(e.data_path, f"episode {index}: column 'task_index' holds {bad!r}; the tasks "
                                    f"table has {len(self.tasks)} tasks (expected 0..{len(self.tasks) - 1})")
         return out

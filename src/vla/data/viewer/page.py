@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from vla.data.limits import LimitError
+
 PLACEHOLDER = "/*__DATA__*/"
 
 
@@ -66,6 +68,8 @@ def page_data(ds: Any, episode: int, findings: list[dict] | None = None, score: 
     for key in ds.camera_keys:
         try:
             imgs = ds.episode_images(episode, key)
+        except LimitError:
+            raise  # a stream declaring more than the limits allow is refused, not silently left out
         except Exception:  # noqa: BLE001 - show the page without a broken stream
             continue
         frames[key.split("observation.images.")[-1]] = [jpeg_b64(f, quality, max_width) for f in imgs]
