@@ -156,6 +156,8 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def edit_info(root: Path, fn: Callable[[dict], Any]) -> None:
+    """Apply ``fn`` to info.json: it edits the dict in place (returns None), returns a new object, or
+    returns the file's raw text (a str)."""
     p = root / "meta/info.json"
     info = json.loads(p.read_text())
     out = fn(info)
@@ -563,7 +565,7 @@ for _fmt, _tag in (("lerobot-v3.0", "v30"), ("lerobot-v2.1", "v21")):
         ("fps-zero", lambda i: i.__setitem__("fps", 0), "fps 0"),
         ("fps-nan", lambda i: json.dumps(i).replace('"fps": 10', '"fps": NaN'), "fps NaN"),
         ("features-list", lambda i: i.__setitem__("features", list(i["features"])), "features as a list"),
-        ("feature-no-dtype", lambda i: i["features"]["action"].pop("dtype"), "a feature without dtype"),
+        ("feature-no-dtype", lambda i: i["features"]["action"].pop("dtype") and None, "a feature without dtype"),
         ("info-string", lambda i: json.dumps("hello"), "info.json is a string"),
     ):
         MAKERS[f"{_tag}-{_nm}"] = (lambda fmt, fn, note: lambda d: _info_case(d, fmt, fn, note))(_fmt, _fn, _note)

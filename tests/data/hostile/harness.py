@@ -39,7 +39,8 @@ def run(cases: list[Case], workdir: Path) -> list[dict[str, Any]]:
     spec.write_text(json.dumps([c.to_json() for c in cases]))
     out.unlink(missing_ok=True)
     before = snapshot(workdir)
-    paths = [str(REPO / "src"), str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # the caller's PYTHONPATH first (so the corpus can be run against another checkout's src), then this one
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p] + [str(REPO / "src"), str(REPO)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     subprocess.run([sys.executable, "-m", "tests.data.hostile.driver", str(spec), str(out)], cwd=REPO, env=env,
                    check=True, timeout=3600)

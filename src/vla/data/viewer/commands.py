@@ -20,10 +20,8 @@ def register(app: typer.Typer) -> None:
         """Write one HTML page of an episode: frames, scrubber, action/state plots, findings, provenance."""
         import json
 
-        from vla.cli_util import fail_on_dataset_error
+        from vla.cli_util import fail, fail_on_dataset_error
         from vla.data.viewer.page import build_page
-
-        from vla.cli_util import fail
 
         rep = None
         if report is not None:
