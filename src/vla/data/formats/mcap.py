@@ -235,9 +235,16 @@ class McapReader(Reader):
             yield str(p)
 
     def load(self, task: str) -> list[SourceEpisode]:
+        from vla.errors import VlaError
+
         path = Path(task)
-        with open(path, "rb") as f:
-            return self._read_file(make_reader(f, path), path)
+        try:
+            with open(path, "rb") as f:
+                return self._read_file(make_reader(f, path), path)
+        except VlaError:
+            raise
+        except Exception as e:  # mcap's own errors on damaged records (header, summary, indexes)
+            raise ConversionError(f"{path}: not a readable MCAP file ({type(e).__name__}: {e})") from e
 
     def _read_file(self, reader: Any, path: Path) -> list[SourceEpisode]:
         topics: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
