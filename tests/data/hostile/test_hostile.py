@@ -112,3 +112,42 @@ def test_viewer_data_cannot_end_or_comment_out_its_script(corpus_run):
 def test_camera_key_escape_writes_nothing_outside(corpus_run):
     d = _case_dir(corpus_run, "v30-camera-key-dotdot")
     assert not (d / "out/x").exists() and not (d / "out/dst").exists()
+
+
+def test_writer_refuses_unsafe_names_and_leaves_nothing(tmp_path):
+    from vla.data import DatasetWriter
+    from vla.data.errors import DatasetError
+
+    for name in ("observation.images.a/../../b", "..", "a\\b", "bad\x00name", " padded"):
+        feats = {name: {"dtype": "float32", "shape": [2]}, "action": {"dtype": "float32", "shape": [2]}}
+        with pytest.raises(DatasetError, match="feature name"):
+            DatasetWriter(tmp_path / "dst", fps=10, features=feats, robot_type="toy")
+    with pytest.raises(DatasetError, match="fps"):
+        DatasetWriter(tmp_path / "dst", fps=float("nan"), features={"action": {"dtype": "float32", "shape": [2]}},
+                      robot_type="toy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_sigterm_during_convert_leaves_nothing(tmp_path):
+    """A convert stopped by SIGTERM removes its temporary folder (the writer aborts on SystemExit)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = corpus.write_v30(tmp_path / "src", lengths=(40,) * 30)
+    (tmp_path / "prov.json").write_text(json.dumps(corpus.PROV))
+    out = tmp_path / "out"
+    out.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "vla.cli", "convert", str(src), str(out / "dst"), "--provenance",
+                          str(tmp_path / "prov.json")], env=os.environ, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not any(out.iterdir()) and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert p.poll() is None, "convert finished before it could be stopped: make the source larger"
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=60)
+    assert p.returncode != 0
+    assert sorted(x.name for x in out.iterdir()) == []
