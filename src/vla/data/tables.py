@@ -65,9 +65,9 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
     if not path.exists():
         raise DatasetError(path, "file is missing")
     try:
-        pf = pq.ParquetFile(path)
-        check_bytes(declared_bytes(pf.metadata), path.stat().st_size, path, "parquet columns", LIMITS)
-        return pf.read(columns=columns)
+        with pq.ParquetFile(path) as pf:
+            check_bytes(declared_bytes(pf.metadata), path.stat().st_size, path, "parquet columns", LIMITS)
+            return pf.read(columns=columns)
     except (pa.ArrowException, OSError) as e:
         raise DatasetError(path, f"cannot read parquet (truncated or corrupt?): {e}") from e
 
