@@ -129,4 +129,4 @@ def test_cli_commands(tmp_path, real_fixtures):
     assert Dataset.open(tmp_path / "rs").num_frames == 206  # 412 steps at 20 Hz -> 10 Hz
     r = runner.invoke(app, ["convert", str(real_fixtures / "hdf5/robosuite_lift_panda_demo.hdf5"),
                             str(tmp_path / "x")])
-    assert r.exit_code == 1 and "--provenance FILE" in r.output and not (tmp_path / "x").exists()
+    assert r.exit_code == 2 and "--provenance FILE" in r.output and not (tmp_path / "x").exists()

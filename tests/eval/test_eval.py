@@ -48,39 +48,98 @@ def tiny_policy(tmp_path_factory):
     return run
 
 
-def test_eval_writes_valid_report(tiny_policy, tmp_path):
+class ExpertOrPolicy:
+    """Stand-in for a policy that succeeds on some episodes: it runs the saved policy (its chunks are
+    predicted and timed as usual) and, in episodes whose goal lies at negative x (the expert's first
+    action points there), executes the scripted expert's action instead. Which episodes succeed thus
+    depends on the evaluation seed only. Records every episode's (state, action) trajectory."""
+
+    instances: list[ExpertOrPolicy] = []
+
+    def __init__(self, inner: Policy) -> None:
+        self.inner = inner
+        self.trajectories: list[list[tuple[list[float], list[float]]]] = []
+        self._expert: bool | None = None
+        ExpertOrPolicy.instances.append(self)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def reset(self) -> None:
+        self.inner.reset()
+        self.trajectories.append([])
+        self._expert = None
+
+    def select_action(self, obs):
+        from vla.eval import rollout
+
+        own = np.asarray(self.inner._selector.next(lambda: self.predict_chunk(obs)), np.float32)
+        expert = rollout._STATE["env"].expert_action()
+        if self._expert is None:
+            self._expert = bool(expert[0] < 0)
+        action = expert if self._expert else own
+        self.trajectories[-1].append((np.round(obs["state"], 6).tolist(), np.round(action, 6).tolist()))
+        return action
+
+
+@pytest.fixture
+def expert_or_policy(monkeypatch):
+    original = Policy.from_pretrained.__func__
+    monkeypatch.setattr(Policy, "from_pretrained", classmethod(lambda cls, d: ExpertOrPolicy(original(cls, d))))
+    ExpertOrPolicy.instances.clear()
+    return ExpertOrPolicy.instances
+
+
+def _trajectories(instances: list[ExpertOrPolicy]) -> list:
+    return [t for p in instances for t in p.trajectories]
+
+
+def test_eval_writes_valid_report(tiny_policy, tmp_path, expert_or_policy):
     out = tmp_path / "eval"
-    report = evaluate(tiny_policy, suite="mt1:reach-v3", episodes_per_task=2, out=out, workers=1, max_steps=12,
-                      seed=3, progress=False)
+    report = evaluate(tiny_policy, suite="mt1:reach-v3", episodes_per_task=2, out=out, workers=1, max_steps=60,
+                      seed=5, progress=False)
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["success_rate"] == report["success_rate"]
     for key in ("suite", "split", "episodes_per_task", "success_rate", "tasks", "latency_ms", "policy", "seed"):
         assert key in on_disk, key
-    assert on_disk["suite"] == "mt1:reach-v3" and on_disk["split"] == "train" and on_disk["seed"] == 3
+    assert on_disk["suite"] == "mt1:reach-v3" and on_disk["split"] == "train" and on_disk["seed"] == 5
     t = on_disk["tasks"]["reach-v3"]
-    assert t["episodes"] == 2 and 0.0 <= t["success_rate"] <= 1.0
+    # seed 5: episode 0 runs the saved policy (fails), episode 1 the expert (succeeds)
+    assert [e["success"] for e in on_disk["per_episode"]] == [False, True]
+    assert t["episodes"] == 2 and t["successes"] == 1 and t["success_rate"] == 0.5 == on_disk["success_rate"]
     lo, hi = t["ci95"]
-    assert 0.0 <= lo <= t["success_rate"] <= hi <= 1.0
+    assert 0.0 < lo < 0.5 < hi < 1.0
+    success = on_disk["per_episode"][1]
+    assert success["steps"] < 60 and t["mean_steps_to_success"] == success["steps"]
+    assert on_disk["per_episode"][0]["steps"] == 60  # the failure ran to the step limit
     lat = on_disk["latency_ms"]
     assert lat["chunk_p50"] > 0 and lat["chunk_p99"] >= lat["chunk_p50"] and lat["step_p50"] >= 0
     assert on_disk["policy"]["params"] > 0 and on_disk["policy"]["head"] == "regression"
     assert on_disk["policy"]["chunk"] == 4
-    # 12 steps, executing 2 of every 4-action chunk -> 6 chunk predictions per episode
-    assert all(e["steps"] <= 12 for e in on_disk["per_episode"])
     html = (out / "report.html").read_text()
     assert "reach-v3" in html and "data:image/png;base64," in html
-    videos = list((out / "videos").glob("*.mp4"))
-    assert videos, "a rollout video per task"
+    assert set(t["videos"]) == {"success", "failure"}
     for v in t["videos"].values():
         assert (out / v).is_file() and v.split("/")[-1] in html
 
 
-def test_eval_is_reproducible_for_a_seed(tiny_policy, tmp_path):
-    a = evaluate(tiny_policy, suite="mt1:reach-v3", episodes_per_task=1, out=tmp_path / "a", workers=1, max_steps=6,
-                 seed=1, videos=False, progress=False)
-    b = evaluate(tiny_policy, suite="mt1:reach-v3", episodes_per_task=1, out=tmp_path / "b", workers=1, max_steps=6,
-                 seed=1, videos=False, progress=False)
-    assert a["per_episode"] == b["per_episode"]
+def test_eval_is_reproducible_for_a_seed(tiny_policy, tmp_path, expert_or_policy):
+    def run(seed: int, name: str):
+        expert_or_policy.clear()
+        r = evaluate(tiny_policy, suite="mt1:reach-v3", episodes_per_task=2, out=tmp_path / name, workers=1,
+                     max_steps=50, seed=seed, videos=False, progress=False)
+        return r["per_episode"], _trajectories(expert_or_policy)
+
+    a, traj_a = run(7, "a")
+    b, traj_b = run(7, "b")
+    c, traj_c = run(5, "c")
+    # the episodes differ: one succeeds, one does not, and their trajectories are not alike
+    assert sorted(e["success"] for e in a) == [False, True]
+    assert len(traj_a) == 2 and traj_a[0] != traj_a[1] and all(len(t) > 10 for t in traj_a)
+    # same seed: same outcomes and the same trajectories, step by step
+    assert a == b and traj_a == traj_b
+    # another seed: other goals, so other trajectories (the comparison can fail)
+    assert traj_c != traj_a
 
 
 def test_split_and_instruction_overrides(tmp_path):

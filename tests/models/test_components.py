@@ -104,10 +104,26 @@ def test_policy_select_action_uses_queue_and_reset():
 
 
 def test_policy_temporal_ensemble_queries_every_step():
-    p = Policy(tiny_config(temporal_ensemble=0.01), stats()).eval()
+    p = Policy(tiny_config(temporal_ensemble=0.01, chunk=4, n_action_steps=2), stats()).eval()
     assert isinstance(p._selector, TemporalEnsembler)
+    chunks = []
+    original = p.predict_chunk
+
+    def counting(o):
+        c = original(o) + len(chunks)  # each query's chunk differs, so the mean can be checked
+        chunks.append(c)
+        return c
+
+    p.predict_chunk = counting
     a = [p.select_action(obs(p.config)) for _ in range(3)]
+    assert len(chunks) == 3  # one query per step (an action queue would have queried twice)
     assert all(x.shape == (4,) for x in a)
+    w = np.exp(-0.01 * np.arange(3))  # step 2 averages the predictions of the chunks made at 0, 1, 2
+    expected = (w[0] * chunks[0][2] + w[1] * chunks[1][1] + w[2] * chunks[2][0]) / w.sum()
+    np.testing.assert_allclose(a[2], expected, rtol=1e-5)
+    p.reset()
+    p.select_action(obs(p.config))
+    assert len(chunks) == 4
 
 
 def test_random_shift_preserves_shape_and_content_range():

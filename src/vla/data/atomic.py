@@ -32,14 +32,33 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 
 def write_json_atomic(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
-    """Write ``obj`` as JSON atomically."""
-    text = json.dumps(obj, indent=indent, default=_json_default)
+    """Write ``obj`` as JSON atomically; NaN and Inf are written as null (JSON has no token for them)."""
+    text = json.dumps(json_safe(obj), indent=indent, default=_json_default, allow_nan=False)
     return atomic_write(path, lambda p: p.write_text(text + "\n"))
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write raw bytes atomically."""
     return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def json_safe(o: Any) -> Any:
+    """``o`` with numpy values turned into Python ones and every non-finite float into None."""
+    import math
+
+    import numpy as np
+
+    if isinstance(o, float | np.floating):
+        return float(o) if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: json_safe(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [json_safe(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return json_safe(o.tolist())
+    if isinstance(o, np.generic):
+        return json_safe(o.item())
+    return o
 
 
 def _json_default(o: Any) -> Any:

@@ -23,7 +23,21 @@ import pyarrow as pa
 from vla.data import layout
 from vla.data.errors import DatasetError
 from vla.data.features import is_visual
+from vla.data.limits import LIMITS, check_count, check_image
+from vla.data.meta_checks import (
+    V21_DATA_FIELDS,
+    V21_VIDEO_FIELDS,
+    V30_DATA_FIELDS,
+    V30_VIDEO_FIELDS,
+    check_info,
+    check_int,
+    check_seconds,
+    dense_tasks,
+    feature_width,
+    image_hw,
+)
 from vla.data.provenance import Provenance
+from vla.data.safe_paths import fill_template, template_fields
 from vla.data.stats import merge_episode_stats, stats_from_json
 from vla.data.tables import column_to_numpy, parquet_rows, read_parquet, read_tasks
 from vla.data.video import decode_range, video_frame_count
@@ -50,26 +64,59 @@ class EpisodeInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _read_json(path: Path) -> Any:
-    if not path.exists():
+MAX_META_BYTES = 256 << 20  # a JSON metadata file larger than this is refused before reading
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
         raise DatasetError(path, "file is missing")
+    size = path.stat().st_size
+    if size > MAX_META_BYTES:
+        raise DatasetError(path, f"metadata file of {size:,} bytes, more than the limit of {MAX_META_BYTES:,}")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(path, f"cannot read as UTF-8 text: {e}") from e
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(_read_text(path))
+    except (json.JSONDecodeError, RecursionError) as e:
         raise DatasetError(path, f"invalid JSON: {e}") from e
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        raise DatasetError(path, "file is missing")
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(_read_text(path).splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as e:
                 raise DatasetError(path, f"line {n}: invalid JSON: {e}") from e
+            if not isinstance(row, dict):
+                raise DatasetError(path, f"line {n}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
     return rows
+
+
+def _stats(d: Any, path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """stats.json: feature -> stat -> numbers (null stands for a non-finite value)."""
+    if not isinstance(d, dict) or not all(isinstance(v, dict) for v in d.values()):
+        raise DatasetError(path, "expected an object of feature -> {stat: values}")
+    try:
+        return stats_from_json(d)
+    except (TypeError, ValueError) as e:
+        raise DatasetError(path, f"statistics are not numbers: {e}") from e
+
+
+def _tasks_of(row: dict[str, Any], path: Path, what: str) -> list[str]:
+    tasks = row.get("tasks") or []
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+        raise DatasetError(path, f"{what}: column 'tasks' is {tasks!r}; expected a list of strings")
+    return list(tasks)
 
 
 class Dataset:
@@ -96,10 +143,7 @@ class Dataset:
         info_path = root / layout.INFO_PATH
         if not info_path.exists():
             raise DatasetError(info_path, "file is missing: not a LeRobot dataset (or an unfinished one)")
-        info = _read_json(info_path)
-        for key in ("codebase_version", "fps", "features"):
-            if key not in info:
-                raise DatasetError(info_path, f"field {key!r} is missing")
+        info = check_info(_read_json(info_path), info_path)
         version = str(info["codebase_version"])
         if version.startswith("v3"):
             ds = cls._open_v30(root, info)
@@ -116,72 +160,104 @@ class Dataset:
         ep_files = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
         if not ep_files:
             raise DatasetError(root / "meta" / "episodes", "no episodes parquet files")
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Path, dict[str, Any]]] = []
         for f in ep_files:
-            rows.extend(read_parquet(f).to_pylist())
-        rows.sort(key=lambda r: r["episode_index"])
+            rows.extend((f, r) for r in read_parquet(f).to_pylist())
+        for f, r in rows:
+            check_int(r, "episode_index", f, "episodes table")
+        rows.sort(key=lambda fr: fr[1]["episode_index"])
         tasks = read_tasks(root / layout.TASKS_PATH)
         stats_path = root / layout.STATS_PATH
-        stats = stats_from_json(_read_json(stats_path)) if stats_path.exists() else {}
+        stats = _stats(_read_json(stats_path), stats_path) if stats_path.exists() else {}
+        info_path = root / layout.INFO_PATH
         video_keys = [k for k, v in info["features"].items() if v.get("dtype") == "video"]
         data_tpl = info.get("data_path", layout.DATA_PATH)
         video_tpl = info.get("video_path") or layout.VIDEO_PATH
+        template_fields(data_tpl, V30_DATA_FIELDS, info_path, "field 'data_path'")
+        if video_keys:
+            template_fields(video_tpl, V30_VIDEO_FIELDS, info_path, "field 'video_path'")
         file_start: dict[Path, int] = {}
         episodes, missing = [], []
-        for r in rows:
+        for f, r in rows:
             for key in ("episode_index", "length", "data/chunk_index", "data/file_index", "dataset_from_index"):
                 if key not in r:
-                    raise DatasetError(ep_files[0], f"episodes table lacks column {key!r}")
-            dpath = root / data_tpl.format(chunk_index=r["data/chunk_index"], file_index=r["data/file_index"])
+                    raise DatasetError(f, f"episodes table lacks column {key!r}")
+            what = f"episode {r['episode_index']}"
+            length = check_int(r, "length", f, what, LIMITS.episode_frames)
+            start = check_int(r, "dataset_from_index", f, what)
+            cells = {"chunk_index": check_int(r, "data/chunk_index", f, what),
+                     "file_index": check_int(r, "data/file_index", f, what)}
+            dpath = fill_template(root, data_tpl, cells, info_path, "field 'data_path'")
             if not dpath.exists():
                 raise DatasetError(dpath, f"data file of episode {r['episode_index']} is missing")
-            file_start[dpath] = min(file_start.get(dpath, r["dataset_from_index"]), r["dataset_from_index"])
+            file_start[dpath] = min(file_start.get(dpath, start), start)
             videos = {}
             for k in video_keys:
-                vpath = root / video_tpl.format(video_key=k, chunk_index=r[f"videos/{k}/chunk_index"],
-                                                file_index=r[f"videos/{k}/file_index"])
-                videos[k] = VideoRef(
-                    vpath, float(r[f"videos/{k}/from_timestamp"]), float(r[f"videos/{k}/to_timestamp"])
-                )
-            prov = Provenance.from_columns(r)
+                for col in ("chunk_index", "file_index", "from_timestamp", "to_timestamp"):
+                    if f"videos/{k}/{col}" not in r:
+                        raise DatasetError(f, f"episodes table lacks column 'videos/{k}/{col}'")
+                cells = {"video_key": k, "chunk_index": check_int(r, f"videos/{k}/chunk_index", f, what),
+                         "file_index": check_int(r, f"videos/{k}/file_index", f, what)}
+                vpath = fill_template(root, video_tpl, cells, info_path, "field 'video_path'")
+                videos[k] = VideoRef(vpath, check_seconds(r, f"videos/{k}/from_timestamp", f, what),
+                                     check_seconds(r, f"videos/{k}/to_timestamp", f, what))
+            prov = Provenance.from_columns(r, f)
             skip = ("stats/", "videos/", "provenance/", "data/", "meta/")
             extra = {k: v for k, v in r.items() if not k.startswith(skip)}
-            episodes.append(EpisodeInfo(int(r["episode_index"]), int(r["length"]), list(r.get("tasks") or []),
-                                        prov.to_dict() if prov else None, dpath, int(r["dataset_from_index"]),
-                                        videos, extra))
+            episodes.append(EpisodeInfo(int(r["episode_index"]), length, _tasks_of(r, f, what),
+                                        prov.to_dict() if prov else None, dpath, start, videos, extra))
         for e in episodes:
             e.row_offset -= file_start[e.data_path]
         return cls(root, info, episodes, tasks, stats, missing)
 
     @classmethod
     def _open_v21(cls, root: Path, info: dict[str, Any]) -> Dataset:
-        rows = _read_jsonl(root / layout.V21_EPISODES_PATH)
-        tasks_rows = _read_jsonl(root / layout.V21_TASKS_PATH)
-        tasks: list[str] = [""] * (max((t["task_index"] for t in tasks_rows), default=-1) + 1)
-        for t in tasks_rows:
-            tasks[t["task_index"]] = t["task"]
+        info_path = root / layout.INFO_PATH
+        ep_path, tasks_path = root / layout.V21_EPISODES_PATH, root / layout.V21_TASKS_PATH
+        rows = _read_jsonl(ep_path)
+        tasks_rows = _read_jsonl(tasks_path)
+        tasks = dense_tasks([(t.get("task_index"), t.get("task")) for t in tasks_rows], tasks_path)
         stats: dict[str, dict[str, np.ndarray]] = {}
         if (root / "meta" / "stats.json").exists():
-            stats = stats_from_json(_read_json(root / "meta" / "stats.json"))
+            stats = _stats(_read_json(root / "meta" / "stats.json"), root / "meta" / "stats.json")
         elif (root / layout.V21_EPISODES_STATS_PATH).exists():
-            stats = merge_episode_stats([r["stats"] for r in _read_jsonl(root / layout.V21_EPISODES_STATS_PATH)])
+            es_path = root / layout.V21_EPISODES_STATS_PATH
+            per = [r.get("stats") for r in _read_jsonl(es_path)]
+            for s in per:
+                _stats(s, es_path)
+            try:
+                stats = merge_episode_stats(per)
+            except (TypeError, ValueError, KeyError, IndexError) as e:
+                raise DatasetError(es_path, f"per-episode statistics do not agree in shape or keys: {e}") from e
         chunks_size = int(info.get("chunks_size", layout.CHUNKS_SIZE))
         video_keys = [k for k, v in info["features"].items() if v.get("dtype") == "video"]
+        for key in ("data_path",) + (("video_path",) if video_keys else ()):
+            if key not in info:
+                raise DatasetError(info_path, f"field {key!r} is missing (a v2.1 dataset names its files by it)")
+        template_fields(info["data_path"], V21_DATA_FIELDS, info_path, "field 'data_path'")
+        if video_keys:
+            template_fields(info["video_path"], V21_VIDEO_FIELDS, info_path, "field 'video_path'")
         fps = float(info["fps"])
+        for r in rows:
+            check_int(r, "episode_index", ep_path, "episodes.jsonl")
         episodes, missing = [], []
         for r in sorted(rows, key=lambda r: r["episode_index"]):
-            e = int(r["episode_index"])
+            e = r["episode_index"]
+            what = f"episode {e}"
+            length = check_int(r, "length", ep_path, what, LIMITS.episode_frames)
             chunk = e // chunks_size
-            dpath = root / info["data_path"].format(episode_chunk=chunk, episode_index=e)
+            dpath = fill_template(root, info["data_path"], {"episode_chunk": chunk, "episode_index": e}, info_path,
+                                  "field 'data_path'")
             if not dpath.exists():
                 missing.append(e)
                 continue
             videos = {
-                k: VideoRef(root / info["video_path"].format(episode_chunk=chunk, video_key=k, episode_index=e),
-                            0.0, int(r["length"]) / fps)
+                k: VideoRef(fill_template(root, info["video_path"],
+                                          {"episode_chunk": chunk, "video_key": k, "episode_index": e},
+                                          info_path, "field 'video_path'"), 0.0, length / fps)
                 for k in video_keys
             }
-            episodes.append(EpisodeInfo(e, int(r["length"]), list(r.get("tasks") or []), None, dpath, 0, videos))
+            episodes.append(EpisodeInfo(e, length, _tasks_of(r, ep_path, what), None, dpath, 0, videos))
         return cls(root, info, episodes, tasks, stats, missing)
 
     def verify(self) -> None:
@@ -274,7 +350,40 @@ class Dataset:
         e = self.episode(index)
         t = self.episode_table(index)
         cams = set(self.camera_keys)
-        return {c: column_to_numpy(t.column(c), e.data_path, c) for c in t.column_names if c not in cams}
+        out = {}
+        for c in t.column_names:
+            if c in cams:
+                continue
+            typ = t.column(c).type
+            if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+                self._check_width(t.column(c), self.features.get(c), e.data_path, c)
+            out[c] = column_to_numpy(t.column(c), e.data_path, c)
+        ti = out.get("task_index")
+        if ti is not None and len(ti):
+            ti = np.asarray(ti).reshape(-1)
+            if ti.dtype.kind not in "iu" or ti.min() < 0 or ti.max() >= len(self.tasks):
+                bad = ti[0] if ti.dtype.kind not in "iu" else int(ti.min() if ti.min() < 0 else ti.max())
+                raise DatasetError(e.data_path, f"episode {index}: column 'task_index' holds {bad!r}; the tasks "
+                                   f"table has {len(self.tasks)} tasks (expected 0..{len(self.tasks) - 1})")
+        return out
+
+    @staticmethod
+    def _check_width(col: pa.ChunkedArray, spec: dict[str, Any] | None, path: Path, name: str) -> None:
+        """Every row of a list column holds as many values as its feature declares (before any copy)."""
+        import pyarrow.compute as pc
+
+        expected = feature_width(spec) if spec is not None else None
+        for chunk in col.chunks:
+            if len(chunk) == 0:
+                continue
+            lengths = pc.list_value_length(chunk)
+            hi = pc.max(lengths).as_py()
+            lo = pc.min(lengths).as_py()
+            if expected is None:
+                check_count(hi or 0, LIMITS.feature_values, path, f"column {name!r} (values per row)")
+            elif hi != expected or lo != expected:
+                raise DatasetError(path, f"column {name!r} holds {hi if hi != expected else lo:,} values in a row; "
+                                   f"info.json declares shape {spec.get('shape')} ({expected} values)")
 
     def episode_images(self, index: int, key: str) -> np.ndarray:
         """All frames of one camera of an episode, decoded: uint8 [T, H, W, 3]."""
@@ -283,8 +392,9 @@ class Dataset:
             raise DatasetError(self.root, f"{key!r} is not a camera feature; cameras: {self.camera_keys}")
         if key in e.videos:
             ref = e.videos[key]
-            return decode_range(ref.path, ref.from_timestamp, ref.to_timestamp, self.fps, expected=e.length)
-        return _decode_images(self.episode_table(index).column(key), e.data_path, key)
+            return decode_range(ref.path, ref.from_timestamp, ref.to_timestamp, self.fps, expected=e.length,
+                                shape=self.features[key]["shape"])
+        return _decode_images(self.episode_table(index).column(key), e.data_path, key, self.features[key]["shape"])
 
     def frame(self, index: int, i: int) -> dict[str, Any]:
         """Frame ``i`` of episode ``index``: low-dim values and decoded images."""
@@ -297,10 +407,11 @@ class Dataset:
             if key in e.videos:
                 ref = e.videos[key]
                 t0 = ref.from_timestamp + i / self.fps
-                out[key] = decode_range(ref.path, t0, t0 + 1 / self.fps, self.fps, expected=1)[0]
+                out[key] = decode_range(ref.path, t0, t0 + 1 / self.fps, self.fps, expected=1,
+                                        shape=self.features[key]["shape"])[0]
             else:
                 col = self.episode_table(index).column(key).slice(i, 1)
-                out[key] = _decode_images(col, e.data_path, key)[0]
+                out[key] = _decode_images(col, e.data_path, key, self.features[key]["shape"])[0]
         return out
 
     def iter_episodes(self):
@@ -316,15 +427,29 @@ class Dataset:
                 f"frames={self.num_frames}, fps={self.fps:g})")
 
 
-def _decode_images(col: pa.ChunkedArray | pa.Array, path: Path, key: str) -> np.ndarray:
+def _decode_images(col: pa.ChunkedArray | pa.Array, path: Path, key: str, shape: list[int]) -> np.ndarray:
+    """PNG/JPEG cells of an image column: each image's size (from its header) is checked against the
+    feature's declared shape and the pixel cap before it is decoded."""
     import io
 
     from PIL import Image
 
-    out = []
-    for item in col.to_pylist():
+    h, w = image_hw(shape)
+    check_image(h, w, path, f"column {key!r}")
+    out = np.empty((len(col), h, w, 3), np.uint8)
+    for i, item in enumerate(col.to_pylist()):
         data = item.get("bytes") if isinstance(item, dict) else item
-        if data is None:
+        if not isinstance(data, bytes):
             raise DatasetError(path, f"column {key!r}: image without bytes (external image files are not supported)")
-        out.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
-    return np.stack(out)
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                if im.size != (w, h):
+                    check_image(im.size[1], im.size[0], path, f"column {key!r} row {i}")
+                    raise DatasetError(path, f"column {key!r} row {i}: image of {im.size[0]}x{im.size[1]} pixels; "
+                                       f"info.json declares {w}x{h}")
+                out[i] = np.asarray(im.convert("RGB"))
+        except DatasetError:
+            raise
+        except Exception as e:  # noqa: BLE001 - PIL raises several types for corrupt data
+            raise DatasetError(path, f"column {key!r} row {i}: cannot decode image ({type(e).__name__}: {e})") from e
+    return out

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vla.errors import VlaError
 
-class DatasetError(Exception):
+
+class DatasetError(VlaError):
     """A dataset on disk (or a frame handed to the writer) is not what it should be."""
 
     def __init__(self, path: str | Path | None, problem: str) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 
 from vla.data.errors import DatasetError
 from vla.data.layout import DEFAULT_FEATURES
+from vla.data.safe_paths import check_name
 
 VISUAL_DTYPES = ("video", "image")
 NUMERIC_DTYPES = ("float32", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
@@ -24,6 +25,7 @@ def validate_features(features: dict[str, dict[str, Any]]) -> dict[str, dict[str
         raise DatasetError(None, "features must be a non-empty dict of name -> {dtype, shape, names}")
     out: dict[str, dict[str, Any]] = {}
     for name, spec in features.items():
+        check_name(name, "feature name")
         if name in DEFAULT_FEATURES:
             continue
         if not isinstance(spec, dict) or "dtype" not in spec or "shape" not in spec:
@@ -31,7 +33,10 @@ def validate_features(features: dict[str, dict[str, Any]]) -> dict[str, dict[str
         dtype = spec["dtype"]
         if dtype not in VISUAL_DTYPES + NUMERIC_DTYPES + (STRING_DTYPE,):
             raise DatasetError(None, f"feature {name!r}: unknown dtype {dtype!r}")
-        shape = [int(s) for s in spec["shape"]]
+        try:
+            shape = [int(s) for s in spec["shape"]]
+        except (TypeError, ValueError) as e:
+            raise DatasetError(None, f"feature {name!r}: shape {spec['shape']!r} is not a list of integers") from e
         if dtype in VISUAL_DTYPES and (len(shape) != 3 or shape[2] != 3):
             raise DatasetError(None, f"feature {name!r}: {dtype} shape must be [height, width, 3], got {shape}")
         clean = dict(spec)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from vla.data.errors import ProvenanceError
+from vla.data.errors import DatasetError, ProvenanceError
 
 COLLECTION_METHODS = ("teleoperation", "kinesthetic", "scripted", "policy_rollout")
 PREFIX = "provenance/"
@@ -72,8 +72,11 @@ class Provenance:
         return out
 
     @classmethod
-    def from_columns(cls, row: dict[str, Any]) -> Provenance | None:
-        """Read back from an episodes-table row; None when the row has no provenance columns."""
+    def from_columns(cls, row: dict[str, Any], path: Any = None) -> Provenance | None:
+        """Read back from an episodes-table row; None when the row has no provenance columns.
+
+        A cell that is not what its field needs (a dict field holding invalid JSON or a non-object, a
+        text field holding a non-string) raises DatasetError naming ``path``, the episode and the column."""
         cols = {k[len(PREFIX):]: v for k, v in row.items() if k.startswith(PREFIX)}
         if not cols:
             return None
@@ -82,5 +85,15 @@ class Provenance:
             v = cols.get(f.name)
             if v is None:
                 continue
-            d[f.name] = json.loads(v) if f.type.startswith("dict") else v
+            where = f"episode {row.get('episode_index')}: column {PREFIX + f.name!r}"
+            if f.type.startswith("dict"):
+                try:
+                    v = json.loads(v) if isinstance(v, str) else v
+                except (json.JSONDecodeError, RecursionError) as e:
+                    raise DatasetError(path, f"{where}: invalid JSON ({e})") from e
+                if v is not None and not isinstance(v, dict):
+                    raise DatasetError(path, f"{where}: holds a {type(v).__name__}; expected a JSON object")
+            elif not isinstance(v, str):
+                raise DatasetError(path, f"{where}: holds {v!r}; expected a string")
+            d[f.name] = v
         return cls(**d)

@@ -103,8 +103,13 @@ class AlignedEpisode:
 # -- resampling ----------------------------------------------------------------------------------
 
 
-def output_grid(streams: dict[str, Stream], fps: float, offsets: dict[str, float]) -> np.ndarray:
-    """Times ``t_0 + k / fps`` covered by every stream (after offsets)."""
+def output_grid(streams: dict[str, Stream], fps: float, offsets: dict[str, float],
+                where: str = "episode") -> np.ndarray:
+    """Times ``t_0 + k / fps`` covered by every stream (after offsets).
+
+    The grid's length is checked before it is built: at most ``LIMITS.episode_frames`` frames and
+    ``LIMITS.grid_per_sample`` frames per sample of the longest stream (two samples a day apart do not
+    make a million-frame episode)."""
     if not streams:
         raise ConversionError("episode has no streams to align")
     starts, ends = [], []
@@ -112,12 +117,17 @@ def output_grid(streams: dict[str, Stream], fps: float, offsets: dict[str, float
         if len(s) == 0:
             raise ConversionError(f"stream {k!r} has no samples in this episode (expected at least one)")
         t = np.asarray(s.timestamps, np.float64) + offsets.get(k, 0.0)
+        if not np.all(np.isfinite(t)):
+            raise ConversionError(f"{where}: stream {k!r} has a non-finite timestamp (NaN or Inf)")
         starts.append(t[0])
         ends.append(t[-1])
     t0, t1 = max(starts), min(ends)
     if t1 < t0:
         raise ConversionError(f"streams do not overlap in time (latest start {t0:.6f}s > earliest end {t1:.6f}s)")
-    n = int(math.floor((t1 - t0) * fps + 1e-6)) + 1
+    from vla.data.limits import check_grid
+
+    samples = max(len(s) for s in streams.values())
+    n = check_grid(math.floor((t1 - t0) * fps + 1e-6) + 1, samples, where, "output grid")
     return t0 + np.arange(n, dtype=np.float64) / fps
 
 
@@ -160,9 +170,15 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
     """Decode JPEG/PNG bytes to uint8 HxWx3."""
     from PIL import Image
 
+    from vla.data.errors import DatasetError
+    from vla.data.limits import check_image
+
     try:
         with Image.open(io.BytesIO(data)) as im:
+            check_image(im.size[1], im.size[0], where, "image")
             return np.asarray(im.convert("RGB"))
+    except DatasetError:
+        raise
     except Exception as e:  # PIL raises several types for corrupt data
         raise ConversionError(f"{where}: cannot decode image ({len(data)} bytes; expected JPEG or PNG): {e}") from e
 
@@ -198,7 +214,7 @@ def align(ep: SourceEpisode, fps: float | None = None, offsets: dict[str, float]
         if len(tasks) > 1:  # per-frame instructions ride along as a held stream on the first stream's clock
             first = next(iter(streams.values()))
             task_stream = Stream(first.timestamps[: len(tasks)], list(tasks), "hold")
-        grid = output_grid({k: s for k, s in streams.items() if k != TASK_STREAM}, target, offsets)
+        grid = output_grid({k: s for k, s in streams.items() if k != TASK_STREAM}, target, offsets, where)
         frames = {k: resample_stream(s, grid, offsets.get(k, 0.0)) for k, s in streams.items()}
         n = len(grid)
         if task_stream is not None:

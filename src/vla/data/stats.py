@@ -7,6 +7,7 @@ episode, pixels strided), shaped [3, 1, 1] as LeRobot stores them.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -52,11 +53,33 @@ def image_stats(pixels: np.ndarray, frame_count: int) -> dict[str, np.ndarray]:
 
 
 def stats_to_json(stats: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
-    return {f: {k: np.asarray(v).tolist() for k, v in s.items()} for f, s in stats.items()}
+    """Stats as JSON-ready lists; a non-finite value (NaN or Inf in the data) becomes null, so the
+    file stays valid JSON (the audit reports such values as findings)."""
+    return {f: {k: finite_or_none(np.asarray(v).tolist()) for k, v in s.items()} for f, s in stats.items()}
+
+
+def finite_or_none(x: Any) -> Any:
+    """Replace every non-finite float in a nested list/dict by None."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, list):
+        return [finite_or_none(v) for v in x]
+    if isinstance(x, dict):
+        return {k: finite_or_none(v) for k, v in x.items()}
+    return x
 
 
 def stats_from_json(d: dict[str, dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
-    return {f: {k: np.asarray(v) for k, v in s.items()} for f, s in d.items()}
+    """Back to arrays; null (a non-finite value when written) reads as NaN."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for f, s in d.items():
+        out[f] = {}
+        for k, v in s.items():
+            a = np.asarray(v)
+            if a.dtype == object:
+                a = np.asarray(v, dtype=np.float64)
+            out[f][k] = a
+    return out
 
 
 def merge_episode_stats(per_episode: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, np.ndarray]]:

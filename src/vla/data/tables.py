@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vla.data.errors import DatasetError
+from vla.data.limits import LIMITS, check_bytes
+
+_FIXED_WIDTH = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
 
 
 def column_from_values(values: list[np.ndarray] | np.ndarray, dtype: str, shape: list[int]) -> pa.Array:
@@ -42,13 +44,31 @@ def column_to_numpy(col: pa.ChunkedArray | pa.Array, path: Path, name: str) -> n
     return col.to_numpy(zero_copy_only=False)
 
 
+def declared_bytes(md: pq.FileMetaData) -> int:
+    """Decoded size a parquet file declares: values x width for fixed-width columns (so a run-length
+    encoded list of millions of zeros counts at its decoded size), the uncompressed size otherwise."""
+    total = 0
+    for g in range(md.num_row_groups):
+        rg = md.row_group(g)
+        for c in range(rg.num_columns):
+            col = rg.column(c)
+            width = _FIXED_WIDTH.get(col.physical_type)
+            total += col.num_values * width if width else col.total_uncompressed_size
+    return total
+
+
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
-    """Read a parquet file; a missing or damaged file raises DatasetError naming it."""
+    """Read a parquet file; a missing, damaged or oversized file raises DatasetError naming it.
+
+    What the footer declares is compared with the file's size before anything is decoded
+    (`vla.data.limits`)."""
     if not path.exists():
         raise DatasetError(path, "file is missing")
     try:
-        return pq.read_table(path, columns=columns)
-    except (pa.ArrowInvalid, OSError) as e:
+        with pq.ParquetFile(path) as pf:
+            check_bytes(declared_bytes(pf.metadata), path.stat().st_size, path, "parquet columns", LIMITS)
+            return pf.read(columns=columns)
+    except (pa.ArrowException, OSError) as e:
         raise DatasetError(path, f"cannot read parquet (truncated or corrupt?): {e}") from e
 
 
@@ -58,7 +78,7 @@ def parquet_rows(path: Path) -> int:
         raise DatasetError(path, "file is missing")
     try:
         return pq.ParquetFile(path).metadata.num_rows
-    except (pa.ArrowInvalid, OSError) as e:
+    except (pa.ArrowException, OSError) as e:
         raise DatasetError(path, f"cannot read parquet footer (truncated or corrupt?): {e}") from e
 
 
@@ -87,9 +107,7 @@ def read_tasks(path: Path) -> list[str]:
     key = next((c for c in ("task", "__index_level_0__") if c in names), None)
     if key is None or "task_index" not in names:
         raise DatasetError(path, f"expected columns 'task_index' and 'task' (or a pandas index), got {names}")
-    idx = table.column("task_index").to_pylist()
-    text = table.column(key).to_pylist()
-    out: list[Any] = [None] * (max(idx) + 1 if idx else 0)
-    for i, t in zip(idx, text, strict=True):
-        out[i] = t
-    return out
+    from vla.data.meta_checks import dense_tasks
+
+    pairs = list(zip(table.column("task_index").to_pylist(), table.column(key).to_pylist(), strict=True))
+    return dense_tasks(pairs, path)

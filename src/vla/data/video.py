@@ -73,19 +73,34 @@ def video_frame_count(path: Path) -> int:
             if s.frames:
                 return int(s.frames)
             return sum(1 for _ in c.demux(s) if _.size)
-    except (av.error.FFmpegError, IndexError) as e:
+    except (av.error.FFmpegError, IndexError, ValueError) as e:
         raise DatasetError(path, f"cannot read video stream: {e}") from e
 
 
-def decode_range(path: Path, from_ts: float, to_ts: float, fps: float, expected: int | None = None) -> np.ndarray:
-    """Decode the frames of ``path`` whose timestamps lie in [from_ts, to_ts): uint8 [T, H, W, 3]."""
+def decode_range(path: Path, from_ts: float, to_ts: float, fps: float, expected: int | None = None,
+                 shape: list[int] | None = None) -> np.ndarray:
+    """Decode the frames of ``path`` whose timestamps lie in [from_ts, to_ts): uint8 [T, H, W, 3].
+
+    The stream's frame size is checked against the pixel cap (and ``shape``, the feature's declared
+    [H, W, 3], when given) and ``expected`` against the episode-length cap before decoding."""
+    from vla.data.limits import LIMITS, check_count, check_image
+
     if not path.exists():
         raise DatasetError(path, "video file is missing")
+    if expected is not None:
+        check_count(expected, LIMITS.episode_frames, path, "frames expected")
     half = 0.5 / fps
     out: list[np.ndarray] = []
     try:
         with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise DatasetError(path, "no video stream in the file")
             stream = c.streams.video[0]
+            h, w = stream.codec_context.height, stream.codec_context.width
+            check_image(h, w, path, "video stream")
+            if shape is not None and [h, w] != [int(shape[0]), int(shape[1])]:
+                raise DatasetError(path, f"video frames are {w}x{h} pixels; info.json declares "
+                                   f"{int(shape[1])}x{int(shape[0])}")
             stream.thread_type = "AUTO"
             if from_ts > half:
                 c.seek(int(max(from_ts - half, 0) / stream.time_base), stream=stream, backward=True)
@@ -98,7 +113,7 @@ def decode_range(path: Path, from_ts: float, to_ts: float, fps: float, expected:
                 out.append(frame.to_ndarray(format="rgb24"))
                 if expected is not None and len(out) == expected:
                     break
-    except av.error.FFmpegError as e:
+    except (av.error.FFmpegError, ValueError, OverflowError) as e:
         raise DatasetError(path, f"cannot decode video: {e}") from e
     if expected is not None and len(out) != expected:
         raise DatasetError(

@@ -24,7 +24,9 @@ from vla.data.atomic import write_json_atomic
 from vla.data.embodiment import EmbodimentSpec
 from vla.data.errors import DatasetError
 from vla.data.features import check_frame, is_visual, user_features, validate_features
+from vla.data.limits import LIMITS, check_number
 from vla.data.provenance import Provenance
+from vla.data.safe_paths import fill_template
 from vla.data.stats import array_stats, image_sample, image_stats, stats_to_json
 from vla.data.tables import column_from_values, tasks_table
 from vla.data.video import CODEC, PIX_FMT, VideoAppender
@@ -84,8 +86,7 @@ class DatasetWriter:
         extra_info: dict[str, Any] | None = None,
     ) -> None:
         self.root = Path(root).absolute()
-        if fps <= 0:
-            raise DatasetError(self.root, f"fps must be > 0, got {fps}")
+        check_number(fps, self.root, "fps", positive=True)
         if self.root.exists() and not overwrite:
             raise DatasetError(self.root, "target already exists (pass overwrite=True to replace it)")
         self.fps = float(fps)
@@ -157,7 +158,9 @@ class DatasetWriter:
             self._task_index[task] = len(self.tasks)
             self.tasks.append(task)
         self._buffer_tasks.append(self._task_index[task])
-        self._buffer_ts.append(len(self._buffer_ts) / self.fps if timestamp is None else float(timestamp))
+        if timestamp is not None:
+            timestamp = check_number(timestamp, self.root, f"{where}: timestamp", at_most=LIMITS.abs_seconds)
+        self._buffer_ts.append(len(self._buffer_ts) / self.fps if timestamp is None else timestamp)
 
     def clear_episode(self) -> None:
         """Drop the frames buffered for the current episode (e.g. a failed demonstration)."""
@@ -231,7 +234,8 @@ class DatasetWriter:
             self._data_pos = _next_file(*self._data_pos, self.chunks_size)
         if self._data_writer is None:
             c, f = self._data_pos
-            self._data_path = self.tmp / layout.DATA_PATH.format(chunk_index=c, file_index=f)
+            self._data_path = fill_template(self.tmp, layout.DATA_PATH, {"chunk_index": c, "file_index": f},
+                                            self.root, "data path")
             self._data_path.parent.mkdir(parents=True, exist_ok=True)
             self._data_writer = pq.ParquetWriter(self._data_path, table.schema)
         self._data_writer.write_table(table)
@@ -246,7 +250,8 @@ class DatasetWriter:
             v = None
         if v is None:
             c, f = self._video_pos[key]
-            path = self.tmp / layout.VIDEO_PATH.format(video_key=key, chunk_index=c, file_index=f)
+            path = fill_template(self.tmp, layout.VIDEO_PATH, {"video_key": key, "chunk_index": c, "file_index": f},
+                                 self.root, "video path")
             h, w, _ = self.features[key]["shape"]
             v = self._videos[key] = VideoAppender(path, self.fps, h, w, crf=self.crf, pix_fmt=self.pix_fmt)
         from_ts, to_ts = v.append(frames)

@@ -20,7 +20,16 @@ from vla.data.catalog.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 def datasets(tmp_path_factory):
     base = tmp_path_factory.mktemp("cat")
     a = S.write(S.dataset(6, seed=1, tasks=["open the drawer", "pick up the red block"]), base / "arm_a")
-    b = S.write(S.dataset(4, seed=2, tasks=["insert the peg into the hole"]), base / "arm_b")
+    # the second dataset differs in robot, embodiment and licence, so every facet filter has something to exclude
+    eps = S.dataset(4, seed=2, tasks=["insert the peg into the hole"])
+    for e in eps:
+        e.provenance = {**e.provenance, "license": "CC-BY-4.0"}
+    b = S.write(eps, base / "arm_b")
+    info_path = b / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    info["robot_type"] = "synthetic_humanoid"
+    info["vla"]["embodiment"].update(robot_type="synthetic_humanoid", embodiment_type="humanoid")
+    info_path.write_text(json.dumps(info))
     return a, b
 
 
@@ -54,12 +63,21 @@ def test_add_is_idempotent_and_updates_on_change(tmp_path, datasets):
 
 
 def test_facets_and_text(cat):
-    assert cat.count(Query(embodiment="fixed_base_arm"))[0] == 10
-    assert cat.count(Query(robot="synthetic_arm"))[0] == 10
+    assert cat.count(Query())[0] == 10
+    assert cat.count(Query(embodiment="fixed_base_arm"))[0] == 6
+    assert cat.count(Query(embodiment="humanoid"))[0] == 4
+    assert cat.count(Query(robot="synthetic_arm"))[0] == 6
+    assert cat.count(Query(robot="synthetic_humanoid"))[0] == 4
     assert cat.count(Query(task_category="assembly"))[0] == 4
     assert cat.count(Query(task_category="articulated-object"))[0] == 3
-    assert cat.count(Query(license="MIT"))[0] == 10
-    assert cat.count(Query(license="CC-BY-4.0"))[0] == 0
+    assert cat.count(Query(license="MIT"))[0] == 6
+    assert cat.count(Query(license="CC-BY-4.0"))[0] == 4
+    assert cat.count(Query(license="GPL-3.0"))[0] == 0
+    # filters combine (AND): each pair below excludes what either alone keeps
+    assert cat.count(Query(license="MIT", task_category="assembly"))[0] == 0
+    assert cat.count(Query(robot="synthetic_humanoid", task_category="assembly"))[0] == 4
+    assert cat.count(Query(embodiment="humanoid", robot="synthetic_arm"))[0] == 0
+    assert {r["robot"] for r in cat.search(Query(embodiment="humanoid"))} == {"synthetic_humanoid"}
     assert cat.count(Query(text="red block"))[0] == 3
     assert cat.count(Query(text="peg", task_category="assembly"))[0] == 4
     assert cat.count(Query(text="peg", task_category="pick-and-place"))[0] == 0

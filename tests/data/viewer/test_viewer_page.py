@@ -109,3 +109,20 @@ def test_page_in_chromium(page, browser):
     logs = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"] if hasattr(browser, "get_log") else []
     assert not logs, logs
     assert np.isfinite(x1)
+
+
+HOSTILE_TASKS = ["<!--<script>", "</script><script>window.pwned = 1</script>", "&lt;b&gt; & <b>bold</b>"]
+
+
+@pytest.mark.parametrize("task", HOSTILE_TASKS)
+def test_hostile_instruction_renders_as_text(tmp_path, browser, task):
+    """A task that would comment out or end an inline script: the page still runs and shows it as text."""
+    from selenium.webdriver.common.by import By
+
+    root = S.write(S.dataset(2, seed=1, tasks=[task]), tmp_path / "ds")
+    out = tmp_path / "page.html"
+    build_page(root, episode=0, out=out, run_audit=False)
+    browser.get(out.as_uri())
+    assert browser.find_element(By.ID, "instruction").text == task
+    assert browser.execute_script("return typeof window.viewer") == "object"  # the page's script ran
+    assert browser.execute_script("return window.pwned === undefined")

@@ -42,7 +42,12 @@ def register(app: typer.Typer) -> None:
                 out.write_text(report.to_json())
             summary = None
             if fix is not None:
-                defaults = json.loads(provenance.read_text()) if provenance else None
+                try:
+                    defaults = json.loads(provenance.read_text()) if provenance else None
+                except (OSError, ValueError) as e:
+                    from vla.data.errors import DatasetError
+
+                    raise DatasetError(provenance, f"cannot read the provenance defaults as JSON: {e}") from e
                 summary = _with_progress(
                     lambda cb: fix_dataset(ds, to, fix, report, min_severity, max_gap, defaults, overwrite, cb),
                     ds.num_episodes, f"fix {fix}", quiet=as_json)
@@ -50,7 +55,9 @@ def register(app: typer.Typer) -> None:
             d = report.to_dict()
             if summary is not None:
                 d["fix"] = summary.to_dict()
-            typer.echo(json.dumps(d, indent=2))
+            from vla.data.atomic import json_safe
+
+            typer.echo(json.dumps(json_safe(d), indent=2, allow_nan=False))
         else:
             _print(report, summary)
 

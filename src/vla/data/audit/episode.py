@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from vla.data.limits import LimitError
+
 THUMB = 32  # thumbnails are THUMB x THUMB grayscale
 
 
@@ -91,6 +93,8 @@ def episode_from_dataset(ds: Any, e: int, with_images: bool = True, cameras: lis
                 continue
             try:
                 frames = ds.episode_images(e, key)
+            except LimitError:
+                raise  # a stream declaring more than the limits allow is refused, not reported as missing
             except Exception:  # noqa: BLE001 - a missing/broken stream is a finding, not a crash
                 frames = _decode_any_length(ds, e, key)
             if frames is None or len(frames) == 0:

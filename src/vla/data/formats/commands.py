@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -59,8 +61,26 @@ def _progress(label: str):
 
 
 def _fail(e: Exception) -> None:
-    typer.echo(f"error: {e}", err=True)
-    raise typer.Exit(1)
+    from vla.cli_util import fail
+
+    fail(e)
+
+
+@contextlib.contextmanager
+def _clean_exit_on_sigterm():
+    """Turn SIGTERM into SystemExit while a dataset is written, so the writer's temporary folder is removed."""
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (e.g. CliRunner in a thread): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def register(app: typer.Typer) -> None:
@@ -88,15 +108,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Convert LeRobot / RLDS / MCAP / HDF5 data into a vla dataset (nothing is left at DST on failure)."""
         from vla.data.formats.convert import convert as run
-        from vla.data.formats.episode import ConversionError
+        from vla.errors import VlaError
 
         cfg = _config(fps, normalize, offset, action_mode, binarize_gripper, gripper_threshold)
         bar, update = _progress("convert")
         try:
-            report = run(src, dst, format=format, mapping=mapping, provenance=provenance, workers=workers,
-                         standardize=cfg, use_videos=not images, robot_type=robot_type, progress=update)
-        except ConversionError as e:
+            with _clean_exit_on_sigterm():
+                report = run(src, dst, format=format, mapping=mapping, provenance=provenance, workers=workers,
+                             standardize=cfg, use_videos=not images, robot_type=robot_type, progress=update)
+        except VlaError as e:
             _fail(e)
+        except MemoryError:
+            _fail("out of memory while reading the input")
         finally:
             bar.close()
         if as_json:
@@ -115,13 +138,15 @@ def register(app: typer.Typer) -> None:
         scan: bool = typer.Option(False, "--scan", help="Ignore the summary section; count by reading records."),
     ) -> None:
         """List an MCAP file's topics, schemas, encodings, message counts and time ranges."""
-        from vla.data.formats.episode import ConversionError
         from vla.data.formats.inspect_mcap import format_inspection, inspect_mcap
+        from vla.errors import VlaError
 
         try:
             info = inspect_mcap(file, scan=scan, decode=decode)
-        except ConversionError as e:
+        except VlaError as e:
             _fail(e)
+        except MemoryError:
+            _fail("out of memory while reading the input")
         typer.echo(json.dumps(info, indent=2) if as_json else format_inspection(info))
 
     @app.command()
@@ -138,15 +163,17 @@ def register(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Resample, align, normalize and convert actions of a dataset into a new one."""
-        from vla.data.formats.episode import ConversionError
         from vla.data.standardize import standardize_dataset
+        from vla.errors import VlaError
 
         cfg = _config(fps, normalize, offset, action_mode, binarize_gripper, gripper_threshold)
         bar, update = _progress("standardize")
         try:
             report = standardize_dataset(src, dst, cfg, provenance=provenance, progress=update)
-        except ConversionError as e:
+        except VlaError as e:
             _fail(e)
+        except MemoryError:
+            _fail("out of memory while reading the input")
         finally:
             bar.close()
         if as_json:

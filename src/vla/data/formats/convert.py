@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import struct
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -40,6 +41,10 @@ from vla.data.standardize import (
 )
 
 FORMATS = ("lerobot", "rlds", "mcap", "hdf5")
+# What a reader raises on a value of the wrong type or range that no check named first: reported as a
+# ConversionError naming the work item (one clean error), never as a traceback.
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, UnicodeError,
+             struct.error, RecursionError)
 PROVENANCE_REQUIRED = ("collector_id", "collection_method")
 
 
@@ -119,6 +124,14 @@ def load_mapping(mapping: str | Path | dict[str, Any] | None) -> dict[str, Any]:
 
 
 def open_reader(src: str | Path, format: str = "auto", mapping: dict[str, Any] | None = None) -> Reader:
+    """The reader of ``src``; a malformed source or mapping raises ConversionError, never a traceback."""
+    try:
+        return _open_reader(src, format, mapping)
+    except MALFORMED as e:
+        raise ConversionError(f"{src}: malformed input ({type(e).__name__}: {e})"[:2000]) from e
+
+
+def _open_reader(src: str | Path, format: str = "auto", mapping: dict[str, Any] | None = None) -> Reader:
     fmt = detect_format(src) if format == "auto" else format
     mapping = mapping or {}
     if fmt == "lerobot":
@@ -248,13 +261,16 @@ def _prepare(task: Any) -> list[AlignedEpisode]:
     reader: Reader = _WORKER["reader"]
     where = reader.describe(task)
     out = []
-    for i, ep in enumerate(reader.load(task)):
-        if _WORKER["numeric_only"]:
-            ep.streams = {k: s for k, s in ep.streams.items() if not k.startswith("observation.images.")}
-        label = where if i == 0 else f"{where} (episode {i} in it)"
-        aligned = align(ep, _WORKER["fps"], _WORKER["offsets"], label)
-        aligned.source.setdefault("where", label)
-        out.append(aligned)
+    try:
+        for i, ep in enumerate(reader.load(task)):
+            if _WORKER["numeric_only"]:
+                ep.streams = {k: s for k, s in ep.streams.items() if not k.startswith("observation.images.")}
+            label = where if i == 0 else f"{where} (episode {i} in it)"
+            aligned = align(ep, _WORKER["fps"], _WORKER["offsets"], label)
+            aligned.source.setdefault("where", label)
+            out.append(aligned)
+    except MALFORMED as e:
+        raise ConversionError(f"{where}: malformed input ({type(e).__name__}: {e})"[:2000]) from e
     return out
 
 
@@ -388,7 +404,11 @@ def convert_reader(reader: Reader, dst: Path, provenance: str | Path | dict | No
     except DatasetError as e:
         if writer is not None:
             writer.abort()
-        raise ConversionError(f"{report.src}: writing {dst} failed: {e}") from e
+        raise ConversionError(f"{report.src} -> {dst}: {e}") from e
+    except MALFORMED as e:
+        if writer is not None:
+            writer.abort()
+        raise ConversionError(f"{report.src} -> {dst}: malformed input ({type(e).__name__}: {e})"[:2000]) from e
     except BaseException:
         if writer is not None:
             writer.abort()

@@ -14,11 +14,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from vla.errors import VlaError
+
 Interp = Literal["linear", "hold", "image"]
 TASK_STREAM = "__task__"  # optional stream of per-sample instructions (held); `align` turns it into tasks
 
 
-class ConversionError(RuntimeError):
+class ConversionError(VlaError, RuntimeError):
     """A source cannot be converted; the message names the file, the record/key and what was expected."""
 
 

@@ -64,6 +64,18 @@ def _need(group: Any, key: str, path: Path, expected: str) -> Any:
 
 
 def _read(ds: Any, path: Path) -> np.ndarray:
+    """A whole dataset, after checking its declared size against what the file stores for it."""
+    from vla.data.limits import LIMITS, check_bytes
+
+    if not hasattr(ds, "shape") or ds.shape is None:
+        raise ConversionError(f"{path}: '{getattr(ds, 'name', ds)}' is not an array dataset")
+    declared = float(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
+    try:
+        stored = ds.id.get_storage_size()
+    except Exception:  # noqa: BLE001 - h5py raises for some virtual/external layouts; count the file then
+        stored = path.stat().st_size
+    check_bytes(declared, min(int(stored), path.stat().st_size), path,
+                f"'{ds.name}' (shape {list(ds.shape)}, {ds.dtype})", LIMITS)
     try:
         return ds[()]
     except OSError as e:
@@ -116,7 +128,10 @@ class Hdf5Reader(Reader):
         with _open(files[0]) as f:
             self.layout = layout_of(f, files[0])
             fps, robot, env = self._meta(f)
-        fps = float(self.mapping.get("fps") or fps)
+        from vla.data.limits import check_number
+
+        fps = check_number(self.mapping.get("fps") or fps, files[0], "fps (mapping or control_freq)", positive=True,
+                           at_most=100_000)
         self.info = SourceInfo("hdf5", fps, self.mapping.get("robot_type") or robot,
                                env or self.root.stem, self.mapping.get("license"))
         self.info.extra["layout"] = self.layout
@@ -127,7 +142,9 @@ class Hdf5Reader(Reader):
         attrs = f["data"].attrs
         env_args = _json_attr(attrs, "env_args") or _json_attr(attrs, "env_info")
         kwargs = env_args.get("env_kwargs", env_args)
-        fps = float(kwargs.get("control_freq") or ROBOSUITE_FPS)
+        if not isinstance(kwargs, dict):
+            kwargs = {}
+        fps = kwargs.get("control_freq") or ROBOSUITE_FPS
         robots = kwargs.get("robots")
         robot = ",".join(robots) if isinstance(robots, list) else robots
         env = env_args.get("env_name") or (_attr_text(attrs["env"]) if "env" in attrs else None)

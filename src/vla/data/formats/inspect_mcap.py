@@ -16,7 +16,20 @@ from vla.data.formats.episode import ConversionError
 
 def inspect_mcap(path: str | Path, scan: bool = False, decode: bool = False) -> dict[str, Any]:
     """Summary of an MCAP file as a JSON-able dict. ``decode=True`` also decodes every message (cdr,
-    protobuf, json) and adds per topic ``decoded`` (count) and ``sample`` (first message, shortened)."""
+    protobuf, json) and adds per topic ``decoded`` (count) and ``sample`` (first message, shortened).
+
+    A damaged file (any record, index or metadata) raises one ConversionError naming it."""
+    from vla.errors import VlaError
+
+    try:
+        return _inspect(Path(path), scan, decode)
+    except VlaError:
+        raise
+    except Exception as e:  # mcap's own errors, struct/unicode errors on damaged records
+        raise ConversionError(f"{path}: not a readable MCAP file ({type(e).__name__}: {e})") from e
+
+
+def _inspect(path: Path, scan: bool, decode: bool) -> dict[str, Any]:
     from mcap.reader import make_reader
 
     path = Path(path)

@@ -18,6 +18,7 @@ import numpy as np
 from vla.data.formats.base import Reader
 from vla.data.formats.episode import ConversionError, SourceEpisode, SourceInfo, Stream
 from vla.data.layout import DEFAULT_FEATURES
+from vla.data.limits import LIMITS
 
 _DS_CACHE: dict[str, Any] = {}
 
@@ -69,6 +70,10 @@ class LeRobotReader(Reader):
         n = e.length
         ts = cols.get("timestamp")
         ts = np.asarray(ts, np.float64).reshape(-1) if ts is not None else np.arange(n) / ds.fps
+        bad = np.flatnonzero(~np.isfinite(ts) | (np.abs(ts) > LIMITS.abs_seconds))
+        if bad.size:
+            raise ConversionError(f"{e.data_path}: episode {task}, frame {int(bad[0])}: column 'timestamp' is "
+                                  f"{ts[bad[0]]!r}; expected a finite time within +-{LIMITS.abs_seconds:g} s")
         names = {k: _flat_names(v.get("names")) for k, v in ds.features.items()}
         streams = {k: Stream(ts, v, "linear", names=names.get(k)) for k, v in cols.items()
                    if k not in DEFAULT_FEATURES}

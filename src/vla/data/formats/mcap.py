@@ -137,7 +137,10 @@ def _first_attr(obj: Any, names: tuple[str, ...]) -> Any:
 
 
 def raw_image(msg: Any, where: str) -> np.ndarray:
+    from vla.data.limits import check_image
+
     h, w = int(get_field(msg, "height", where)), int(get_field(msg, "width", where))
+    check_image(h, w, where, "raw image height x width")
     enc = str(get_field(msg, "encoding", where)).lower()
     data = np.frombuffer(bytes(get_field(msg, "data", where)), np.uint8)
     step = int(get_field(msg, "step", where)) if _has(msg, "step") else 0
@@ -146,6 +149,9 @@ def raw_image(msg: Any, where: str) -> np.ndarray:
         raise ConversionError(f"{where}: raw image encoding {enc!r} unsupported (expected rgb8, bgr8, rgba8, "
                               "bgra8 or mono8)")
     step = step or w * ch
+    if step < w * ch or data.size < h * step:
+        raise ConversionError(f"{where}: raw image declares {w}x{h} {enc} (step {step}) = {h * step:,} bytes; the "
+                              f"message holds {data.size:,}")
     img = data[: h * step].reshape(h, step)[:, : w * ch].reshape(h, w, ch)
     if enc.startswith("bgr"):
         img = img[..., [2, 1, 0]]
@@ -190,6 +196,11 @@ class McapReader(Reader):
                 f"{self.files[0]}: an MCAP conversion needs a mapping file (--mapping) with 'features' "
                 f"(topic + field -> feature, e.g. observation.state: {{topic: /joint_states, field: position}}). "
                 f"Topics in this file: {listing or 'none'}")
+        from vla.data.limits import check_number
+        from vla.data.safe_paths import check_name
+
+        for k in feats:
+            check_name(k, "mapping: feature name", "mapping")
         self.features = {k: _sources(v, k) for k, v in feats.items()}
         if "action" not in self.features:
             raise ConversionError("mapping: features must include 'action' (the command topic)")
@@ -201,6 +212,8 @@ class McapReader(Reader):
         if self.marker is not None and "topic" not in self.marker:
             raise ConversionError(f"mapping: episodes must be 'file' or {{topic: /marker}}, got {split!r}")
         fps = self.mapping.get("fps")
+        if fps is not None:
+            check_number(fps, "mapping", "fps", positive=True, at_most=100_000)
         self.info = SourceInfo("mcap", float(fps) if fps else None, self.mapping.get("robot_type"),
                                self.mapping.get("dataset") or self.root.stem, self.mapping.get("license"))
 
@@ -222,9 +235,16 @@ class McapReader(Reader):
             yield str(p)
 
     def load(self, task: str) -> list[SourceEpisode]:
+        from vla.errors import VlaError
+
         path = Path(task)
-        with open(path, "rb") as f:
-            return self._read_file(make_reader(f, path), path)
+        try:
+            with open(path, "rb") as f:
+                return self._read_file(make_reader(f, path), path)
+        except VlaError:
+            raise
+        except Exception as e:  # mcap's own errors on damaged records (header, summary, indexes)
+            raise ConversionError(f"{path}: not a readable MCAP file ({type(e).__name__}: {e})") from e
 
     def _read_file(self, reader: Any, path: Path) -> list[SourceEpisode]:
         topics: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}

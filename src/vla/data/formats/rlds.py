@@ -38,7 +38,11 @@ from vla.data.formats.base import Reader, source_dict
 from vla.data.formats.episode import ConversionError, SourceEpisode, SourceInfo, Stream
 from vla.data.formats.example import parse_example
 from vla.data.formats.tfrecord import iter_records
+from vla.data.limits import LIMITS, check_count, check_number
+from vla.data.safe_paths import check_name, inside, template_fields
 
+TENSOR_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                 "uint64", "bool")
 IMAGE = "image"
 TENSOR = "tensor"
 TEXT = "text"
@@ -87,14 +91,35 @@ def flatten_features(node: dict[str, Any], prefix: str = "") -> dict[str, dict[s
         return {key: {"kind": TEXT, "shape": [], "dtype": "string", "encoding": "utf-8"}}
     if "tensor" in node:
         t = node["tensor"]
-        return {key: {"kind": TENSOR, "shape": _dims(t.get("shape")), "dtype": t.get("dtype", "float32"),
-                      "encoding": t.get("encoding", "none")}}
+        dtype = t.get("dtype", "float32")
+        if dtype not in TENSOR_DTYPES:
+            raise ConversionError(f"features.json: feature {key!r}: dtype {dtype!r}; expected one of "
+                                  f"{', '.join(TENSOR_DTYPES)}")
+        shape = _dims(t.get("shape"))
+        check_count(int(np.prod([d for d in shape if d > 0], dtype=np.float64)) if shape else 1,
+                    LIMITS.feature_values, "features.json", f"feature {key!r}: shape {shape} (values per step)")
+        return {key: {"kind": TENSOR, "shape": shape, "dtype": dtype, "encoding": t.get("encoding", "none")}}
     raise ConversionError(f"features.json: feature {key!r} has an unknown kind ({list(node)})")
 
 
-def _shard_names(split: dict[str, Any], dataset: str) -> list[str]:
+SHARD_FIELDS = ("DATASET", "SPLIT", "FILEFORMAT", "SHARD_X_OF_Y")
+MAX_SHARDS = 100_000
+
+
+def _shard_names(split: Any, dataset: str, where: Path) -> list[str]:
+    """File names of a split's shards from its ``filepathTemplate`` (only TFDS's documented fields)."""
+    if not isinstance(split, dict) or not isinstance(split.get("name"), str):
+        raise ConversionError(f"{where}: each entry of 'splits' must be an object with a string 'name', got "
+                              f"{split!r}"[:300])
     template = split.get("filepathTemplate") or "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
-    n = len(split.get("shardLengths", [])) or 1
+    template_fields(template, SHARD_FIELDS, where, f"split {split['name']!r}: field 'filepathTemplate'")
+    check_name(dataset, "dataset name", where)
+    check_name(split["name"], "split name", where)
+    lengths = split.get("shardLengths", [])
+    if not isinstance(lengths, list) or len(lengths) > MAX_SHARDS:
+        raise ConversionError(f"{where}: split {split['name']!r}: 'shardLengths' must be a list of at most "
+                              f"{MAX_SHARDS:,} entries")
+    n = len(lengths) or 1
     return [template.replace("{DATASET}", dataset).replace("{SPLIT}", split["name"])
             .replace("{FILEFORMAT}", "tfrecord").replace("{SHARD_X_OF_Y}", f"{i:05d}-of-{n:05d}")
             for i in range(n)]
@@ -113,25 +138,35 @@ class RldsReader(Reader):
         info_path, feat_path = root / "dataset_info.json", root / "features.json"
         try:
             self.dataset_info = json.loads(info_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise ConversionError(f"{info_path}: cannot read dataset_info.json ({e})") from e
+        if not isinstance(self.dataset_info, dict):
+            raise ConversionError(f"{info_path}: expected a JSON object, got {type(self.dataset_info).__name__}")
         if not feat_path.is_file():
             raise ConversionError(f"{feat_path}: missing (features.json gives the shapes and dtypes of the steps)")
         try:
             self.features = flatten_features(json.loads(feat_path.read_text()))
-        except json.JSONDecodeError as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise ConversionError(f"{feat_path}: invalid JSON ({e})") from e
+        except (TypeError, KeyError, ValueError, AttributeError) as e:
+            raise ConversionError(f"{feat_path}: not a TFDS features description ({type(e).__name__}: {e})") from e
+        for key in self.features:
+            for part in key.split("/"):
+                check_name(part, "feature name", feat_path)
         if not any(k.startswith("steps/") for k in self.features):
             raise ConversionError(f"{feat_path}: no 'steps' sequence (expected an RLDS episode layout)")
         self.name = self.dataset_info.get("name") or root.parent.name
         wanted = self.mapping.get("splits")
         self.shards: list[tuple[str, Path]] = []
         notes = []
-        for split in self.dataset_info.get("splits", []):
-            if wanted and split["name"] not in wanted:
+        splits = self.dataset_info.get("splits", [])
+        if not isinstance(splits, list):
+            raise ConversionError(f"{info_path}: field 'splits' is a {type(splits).__name__}; expected a list")
+        for split in splits:
+            if wanted and isinstance(split, dict) and split.get("name") not in wanted:
                 continue
-            for fname in _shard_names(split, self.name):
-                p = root / fname
+            for fname in _shard_names(split, str(self.name), info_path):
+                p = inside(root, fname, info_path, f"split {split['name']!r}: field 'filepathTemplate'")
                 if p.is_file():
                     self.shards.append((split["name"], p))
                 else:
@@ -142,6 +177,8 @@ class RldsReader(Reader):
                                   + (f" ({'; '.join(notes)})" if notes else ""))
         redist = self.dataset_info.get("redistributionInfo") or {}
         license_ = self.mapping.get("license") or redist.get("license") or self.dataset_info.get("license")
+        if self.mapping.get("fps") is not None:
+            check_number(self.mapping["fps"], "mapping", "fps", positive=True, at_most=100_000)
         fps = self.mapping.get("fps") or KNOWN_FPS.get(self.name)
         if fps and not self.mapping.get("fps"):
             notes.append(f"control rate {fps:g} Hz taken from the known rate of dataset {self.name!r}")
@@ -257,7 +294,7 @@ class RldsReader(Reader):
         return arr.astype(dtype).reshape((n, *shape) if shape else (n,))
 
     def _ragged(self, key: str, spec: dict[str, Any], ex: dict[str, Any], n: int, where: str) -> np.ndarray:
-        pad = int(self.mapping["pad"][key])
+        pad = check_count(self.mapping["pad"][key], LIMITS.feature_values, "mapping", f"pad.{key}")
         flat_key, len_key = f"{key}/ragged_flat_values", f"{key}/ragged_row_lengths_0"
         if flat_key in ex:
             flat = np.asarray(ex[flat_key])

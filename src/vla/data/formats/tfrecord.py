@@ -8,12 +8,15 @@ Each record on disk is::
     uint32 masked_crc32c(data)
 
 The mask is TensorFlow's: ``((crc >> 15) | (crc << 17)) + 0xa282ead8`` modulo 2**32. Records are read one
-at a time (memory bounded by the largest record). Any mismatch raises `ConversionError` naming the file,
+at a time (memory bounded by the largest record); a declared length is checked against the bytes left
+in the file before anything is read, so a corrupt (or crafted) length field with a valid CRC cannot ask
+for more memory than the file holds. Any mismatch raises `ConversionError` naming the file,
 the record index and its byte offset.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +45,10 @@ def iter_records(path: str | Path, check_crc: bool = True) -> Iterator[bytes]:
 def _iter_stream(f: BinaryIO, name: str, check_crc: bool) -> Iterator[bytes]:
     index = 0
     offset = 0
+    try:
+        size: int | None = os.fstat(f.fileno()).st_size
+    except (OSError, AttributeError, ValueError):  # an in-memory stream: bounded by what it holds
+        size = None
     while True:
         header = f.read(12)
         if not header:
@@ -57,6 +64,12 @@ def _iter_stream(f: BinaryIO, name: str, check_crc: bool) -> Iterator[bytes]:
             raise ConversionError(
                 f"{name}: record {index} at byte {offset}: length CRC mismatch "
                 f"(expected {len_crc:#010x}, computed {masked_crc(header[:8]):#010x}); file corrupted"
+            )
+        left = None if size is None else size - offset - 12
+        if left is not None and length + 4 > left:
+            raise ConversionError(
+                f"{name}: record {index} at byte {offset}: field 'length' declares {length:,} data bytes, but only "
+                f"{max(left - 4, 0):,} are left in the file (limit: the file's size); file corrupted or truncated"
             )
         data = f.read(length)
         footer = f.read(4)

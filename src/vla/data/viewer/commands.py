@@ -20,17 +20,20 @@ def register(app: typer.Typer) -> None:
         """Write one HTML page of an episode: frames, scrubber, action/state plots, findings, provenance."""
         import json
 
-        from vla.cli_util import fail_on_dataset_error
+        from vla.cli_util import fail, fail_on_dataset_error
         from vla.data.viewer.page import build_page
 
         rep = None
         if report is not None:
             from vla.data.audit import AuditReport
 
-            rep = AuditReport.from_dict(json.loads(report.read_text()))
+            try:
+                rep = AuditReport.from_dict(json.loads(report.read_text()))
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                fail(f"{report}: not an audit report written by `vla audit --out` ({type(e).__name__}: {e})")
         with fail_on_dataset_error():
             try:
                 html = build_page(path, episode, out, report=rep, run_audit=not no_audit, max_width=width)
             except ValueError as e:
-                raise typer.BadParameter(str(e)) from e
+                fail(e)
         typer.echo(f"wrote {out} ({len(html) / 1e6:.1f} MB)")

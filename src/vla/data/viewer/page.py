@@ -1,7 +1,10 @@
 """Build the self-contained episode page: frames as base64 JPEG, plots and findings in inline JS.
 
 Nothing is loaded from the network: the template (package data ``template.html``) carries its
-CSS and JS, and the episode's data is embedded as one JSON object. Frames are downscaled to at
+CSS and JS, and the episode's data is embedded as one JSON object in a non-executable
+``<script type="application/json">`` element, with ``<``, ``>`` and ``&`` written as ``\u003c``,
+``\u003e`` and ``\u0026``: no string in the data (a task, a name, a provenance field) can end the
+element, open a comment or start a script. Frames are downscaled to at
 most ``max_width`` pixels wide; long episodes keep every frame (a 500-frame, 2-camera episode at
 160 px is roughly 2-3 MB).
 """
@@ -17,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vla.data.limits import LimitError
 
 PLACEHOLDER = "/*__DATA__*/"
 
@@ -63,6 +68,8 @@ def page_data(ds: Any, episode: int, findings: list[dict] | None = None, score: 
     for key in ds.camera_keys:
         try:
             imgs = ds.episode_images(episode, key)
+        except LimitError:
+            raise  # a stream declaring more than the limits allow is refused, not silently left out
         except Exception:  # noqa: BLE001 - show the page without a broken stream
             continue
         frames[key.split("observation.images.")[-1]] = [jpeg_b64(f, quality, max_width) for f in imgs]
@@ -82,12 +89,29 @@ def page_data(ds: Any, episode: int, findings: list[dict] | None = None, score: 
     }
 
 
+def embed_json(data: Any) -> str:
+    """JSON safe inside an HTML element: no '<', '>' or '&' (and no U+2028/9), so nothing can close or
+    comment out the element; non-finite numbers become null."""
+    from vla.data.atomic import json_safe
+
+    blob = json.dumps(json_safe(data), separators=(",", ":"), allow_nan=False)
+    for ch, esc in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"),
+                    ("\u2029", "\\u2029")):
+        blob = blob.replace(ch, esc)
+    return blob
+
+
 def render(data: dict[str, Any]) -> str:
-    """Fill the template with ``data``; '</' is escaped so the JSON cannot close the script tag."""
+    """Fill the template with ``data`` (see `embed_json`) and the HTML-escaped title."""
+    import html
+
     tpl = resources.files("vla.data.viewer").joinpath("template.html").read_text(encoding="utf-8")
-    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    title = str(data.get("title", "")).replace("&", "&amp;").replace("<", "&lt;")
-    return tpl.replace("__TITLE__", title).replace(PLACEHOLDER, "const DATA = " + blob + ";")
+    title = html.escape(str(data.get("title", "")))
+    head, found, tail = tpl.partition(PLACEHOLDER)
+    if not found:
+        raise RuntimeError("viewer template lacks its data placeholder")
+    # each placeholder is filled once, in the template's own text, never inside inserted content
+    return head.replace("__TITLE__", title, 1) + embed_json(data) + tail
 
 
 def build_page(ds_or_path: Any, episode: int | None = None, out: str | Path | None = None,
