@@ -130,8 +130,12 @@ class ChunkExecutor:
     """See module docstring. ``hold(obs, last_action | None) -> float32 [A]`` gives the safe action."""
 
     def __init__(self, source: Callable[[Any], Any], hold: Callable[[Any, np.ndarray | None], Any],
-                 config: ExecutorConfig | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 config: ExecutorConfig | None = None, clock: Callable[[], float] = time.monotonic,
+                 liveness: Callable[[], bool] | None = None) -> None:
         self.source = source
+        # liveness() -> False (e.g. PolicyClient.connected once the server's socket closed) trips the watchdog
+        # on that tick even when no request is in flight, so queued actions stop at once
+        self.liveness = liveness
         self.hold = hold
         self.config = config or ExecutorConfig()
         self.clock = clock
@@ -317,6 +321,8 @@ class ChunkExecutor:
         now = self.clock()
         s = self._t
         out: list[ExecutedAction] = []
+        if self.liveness is not None and self.watchdog.armed and not self.liveness():
+            self._trip("source_error: connection lost", disown_inflight=True)
         if self.config.mode == "async":
             r = self._take_reply()
             if r is not None:

@@ -51,7 +51,8 @@ class RemotePolicy:
             ExecutorConfig(mode=mode, n_action_steps=self.config.n_action_steps,
                            threshold=threshold if threshold is not None else self.config.n_action_steps,
                            merge=merge, control_period_s=control_period_s or 1.0 / float(fps),
-                           deadline_periods=deadline_periods))
+                           deadline_periods=deadline_periods),
+            liveness=lambda: self.client.connected)
         self.records: list[dict[str, Any]] = []
         self.server_safety: list[dict[str, Any]] = []
         self._last_action: np.ndarray | None = None
