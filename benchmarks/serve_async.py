@@ -70,7 +70,10 @@ def run_episode(client, task: str, seed: int, instruction: str, mode: str, rate_
         g = float(last[3]) if last is not None else -1.0
         return np.array([0.0, 0.0, 0.0, g], np.float32)
 
-    cfg = ExecutorConfig(mode=mode, n_action_steps=int(meta["n_action_steps"]), threshold=threshold,
+    # sync executes the policy's n_action_steps per chunk (as in process); async may use the whole chunk, since
+    # the actions its observation's latency made stale are dropped on arrival
+    steps = int(meta["n_action_steps"]) if mode == "sync" else int(meta["chunk"])
+    cfg = ExecutorConfig(mode=mode, n_action_steps=steps, threshold=threshold,
                          control_period_s=1.0 / rate_hz)
     with ChunkExecutor(lambda o: client.infer(o)["actions"], hold, cfg) as executor:
         records = run_control_loop(env_step, executor, obs, rate_hz=rate_hz, max_steps=max_steps, realtime=True)
