@@ -16,7 +16,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,12 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_info, write_result  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _serving import free_port, save_random_default_policy, wait_healthy  # noqa: E402
 
 
 def _observation(cameras: list[str], size: int, state_dim: int, seed: int) -> dict:
@@ -86,7 +80,7 @@ def main() -> None:
 
     import torch
 
-    from vla.models import NormalizationStats, Policy, PolicyConfig
+    from vla.models import Policy
     from vla.models.serialization import resolve_policy_dir
     from vla.serve.client import PolicyClient
 
@@ -95,27 +89,16 @@ def main() -> None:
     if args.policy:
         policy_dir = resolve_policy_dir(args.policy)
     else:
-        torch.manual_seed(0)
-        rng = np.random.default_rng(0)
-        stats = NormalizationStats.from_arrays(rng.normal(size=(100, 4)), rng.uniform(-1, 1, size=(100, 4)))
-        policy_dir = Path(tmp.name) / "policy"
-        Policy(PolicyConfig(), stats).save(policy_dir)
+        policy_dir = save_random_default_policy(Path(tmp.name) / "policy")
     policy = Policy.from_pretrained(policy_dir)
     cfg = policy.config
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     server = subprocess.Popen([sys.executable, "-m", "vla.cli", "serve", "--policy", str(policy_dir), "--port",
                                str(port), "--threads", "1"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        for _ in range(600):
-            if server.poll() is not None:
-                raise SystemExit(f"vla serve exited with code {server.returncode}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_healthy(server, port)
         url = f"ws://127.0.0.1:{port}"
         obs = _observation(list(cfg.cameras), cfg.image_size, cfg.state_dim, 0)
         client = PolicyClient(url, timeout_s=60)

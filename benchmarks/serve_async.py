@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_info, write_result  # noqa: E402
+from _serving import free_port, wait_healthy  # noqa: E402
 
 
 def serve_child(policy: str, port: int, delay_s: float) -> None:
@@ -111,9 +110,7 @@ def main() -> None:
     from vla.serve.client import PolicyClient
     from vla.sim import make_suite
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     child = subprocess.Popen([sys.executable, __file__, "--policy", args.policy, "--serve-child", str(port),
                               "--delay-ms", str(args.delay_ms)], env={**os.environ, "OMP_NUM_THREADS": "1"},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -121,14 +118,7 @@ def main() -> None:
     jobs = build_jobs(suite, args.episodes_per_task, "train", args.seed)
     modes: dict[str, dict] = {}
     try:
-        for _ in range(600):
-            if child.poll() is not None:
-                raise SystemExit(f"server child exited with code {child.returncode}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_healthy(child, port)
         for mode in args.modes.split(","):
             client = PolicyClient(f"ws://127.0.0.1:{port}", timeout_s=30)
             t0 = time.perf_counter()

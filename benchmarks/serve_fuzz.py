@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_info, write_result  # noqa: E402
+from _serving import free_port, save_random_default_policy, wait_healthy  # noqa: E402
 
 
 def _rss_mb(pid: int) -> tuple[float, float]:
@@ -52,12 +51,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve_fuzz.json")
     args = ap.parse_args()
 
-    import torch
     from tests.serve.hostile_messages import OVERSIZE, hostile_message
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    from vla.models import NormalizationStats, Policy, PolicyConfig
+    from vla.models import PolicyConfig
     from vla.models.serialization import resolve_policy_dir
     from vla.serve.wire import pack, unpack
 
@@ -65,15 +63,9 @@ def main() -> None:
     if args.policy:
         policy_dir = resolve_policy_dir(args.policy)
     else:
-        torch.manual_seed(0)
-        rng0 = np.random.default_rng(0)
-        stats = NormalizationStats.from_arrays(rng0.normal(size=(100, 4)), rng0.uniform(-1, 1, size=(100, 4)))
-        policy_dir = Path(tmp.name) / "policy"
-        Policy(PolicyConfig(), stats).save(policy_dir)
+        policy_dir = save_random_default_policy(Path(tmp.name) / "policy")
     cfg = PolicyConfig.load(policy_dir / "config.json")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     limit = int(args.max_message_mb * 1024 * 1024)
     server = subprocess.Popen([sys.executable, "-m", "vla.cli", "serve", "--policy", str(policy_dir), "--port",
                                str(port), "--max-message-mb", str(args.max_message_mb)],
@@ -94,14 +86,7 @@ def main() -> None:
         return ws
 
     try:
-        for _ in range(600):
-            if server.poll() is not None:
-                raise SystemExit(f"vla serve exited with code {server.returncode}: {server.stderr.read()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_healthy(server, port)
         ws = open_ws()
         ws.send(pack(valid))
         unpack(ws.recv(timeout=30))

@@ -13,6 +13,8 @@ import numpy as np
 from vla.serve.executor import ChunkExecutor
 
 HOLD = np.array([-1.0, -1.0], np.float32)
+
+
 def hold(obs, last):
     return HOLD
 
