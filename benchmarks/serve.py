@@ -5,7 +5,8 @@ thread), and alternates blocks of in-process calls and round trips on the same o
 same machine load. Transport overhead is reported two ways: round-trip percentile minus in-process
 percentile, and per call (round trip minus the server's own inference time for that call: websocket,
 msgpack, validation, the worker-thread hop). Then throughput with 1 and with N concurrent clients (each its
-own process). Writes JSON (default benchmarks/results/serve.json).
+own process). Beside the overhead, the floor: the same bytes over a plain loopback TCP socket to a process that
+holds each request as long as the model took. Writes JSON (default benchmarks/results/serve.json).
 
     OMP_NUM_THREADS=1 python benchmarks/serve.py [--policy RUN] [--calls 10000] [--clients 4]
 """
@@ -38,6 +39,67 @@ def _observation(cameras: list[str], size: int, state_dim: int, seed: int) -> di
 
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1e3, q))
+
+
+def _floor_server(port_q: mp.Queue, reply_bytes: int) -> None:
+    """Plain TCP peer: read [u32 length][f64 hold seconds][payload], busy-wait the hold, send reply_bytes."""
+    import socket
+    import struct
+
+    ls = socket.create_server(("127.0.0.1", 0))
+    port_q.put(ls.getsockname()[1])
+    conn, _ = ls.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+    reply = b"r" * reply_bytes
+    buf = bytearray()
+    while True:
+        while len(buf) < 12:
+            data = conn.recv(1 << 20)
+            if not data:
+                return
+            buf += data
+        n, hold = struct.unpack("<Id", buf[:12])
+        while len(buf) < 12 + n:
+            data = conn.recv(1 << 20)
+            if not data:
+                return
+            buf += data
+        del buf[:12 + n]
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < hold:  # a busy core, as inference keeps one busy
+            pass
+        conn.sendall(reply)
+
+
+class _TcpFloor:
+    """The same request and reply sizes over a plain loopback TCP socket to another process that holds each
+    request as long as the model took: what any transport costs on this machine (no websocket, no msgpack)."""
+
+    def __init__(self, request_bytes: int, reply_bytes: int) -> None:
+        import socket
+
+        ctx = mp.get_context("spawn")
+        q: mp.Queue = ctx.Queue()
+        self.proc = ctx.Process(target=_floor_server, args=(q, reply_bytes), daemon=True)
+        self.proc.start()
+        self.sock = socket.create_connection(("127.0.0.1", q.get(timeout=60)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        self.payload, self.reply_bytes = b"q" * request_bytes, reply_bytes
+
+    def call(self, hold_s: float) -> float:
+        """Round trip minus the hold, in seconds."""
+        import struct
+
+        t0 = time.perf_counter()
+        self.sock.sendall(struct.pack("<Id", len(self.payload), hold_s) + self.payload)
+        got = 0
+        while got < self.reply_bytes:
+            got += len(self.sock.recv(1 << 20))
+        return time.perf_counter() - t0 - hold_s
+
+    def close(self) -> None:
+        self.sock.close()
+        self.proc.join(timeout=10)
 
 
 def _client_worker(url: str, calls: int, obs_seed: int, out: mp.Queue) -> None:
@@ -105,7 +167,15 @@ def main() -> None:
         for _ in range(50):  # warm-up both paths
             policy.predict_chunk(obs)
             client.infer(obs)
-        local, remote, server_infer, server_total = [], [], [], []
+        from vla.serve.wire import pack
+
+        last_reply = client.infer(obs)
+        request_bytes = len(pack({**obs, "reset": False}))
+        reply_bytes = len(pack(last_reply))
+        floor = _TcpFloor(request_bytes, reply_bytes)
+        for _ in range(50):
+            floor.call(0.01)
+        local, remote, server_infer, server_total, floor_over = [], [], [], [], []
         t_start = time.perf_counter()
         done = 0
         while done < args.calls:
@@ -120,12 +190,15 @@ def main() -> None:
                 remote.append(time.perf_counter() - t0)
                 server_infer.append(reply["server_timing"]["infer_ms"] / 1e3)
                 server_total.append(reply["server_timing"]["total_ms"] / 1e3)
+            for hold in server_infer[-n:]:
+                floor_over.append(floor.call(hold))
             done += n
             print(f"{done}/{args.calls} calls: in-process p50 {_pct(local, 50):.2f} ms, "
                   f"round trip p50 {_pct(remote, 50):.2f} ms", file=sys.stderr)
         latency_wall = time.perf_counter() - t_start
         paired = [r - s for r, s in zip(remote, server_infer, strict=True)]
         client.close()
+        floor.close()
         through = [_throughput(url, 1, args.throughput_calls), _throughput(url, args.clients, args.throughput_calls)]
         health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
     finally:
@@ -149,6 +222,13 @@ def main() -> None:
             "per_call_p50": _pct(paired, 50), "per_call_p99": _pct(paired, 99),
             "note": "difference = round-trip percentile minus in-process percentile; per_call = each round trip "
                     "minus the server's inference time for that call",
+        },
+        "tcp_floor_ms": {
+            "p50": _pct(floor_over, 50), "p99": _pct(floor_over, 99),
+            "request_bytes": request_bytes, "reply_bytes": reply_bytes,
+            "note": "plain loopback TCP to another process holding each request as long as the server's inference "
+                    "took (busy core), same byte counts, interleaved with the blocks above: the cost of any "
+                    "transport on this machine, the floor under the overhead figures",
         },
         "targets": {"overhead_p50_ms": 1.0, "overhead_p99_ms": 3.0},
         "throughput": through,

@@ -6,13 +6,16 @@ each reply is ``{"actions": float32 [H, A] (robot units, after the safety filter
 connection stays open. The API key (``Authorization: Api-Key KEY``) is compared in constant time during
 the HTTP handshake, before any frame is read; ``GET /healthz`` answers JSON on the same port.
 
-Inference runs on one worker thread, off the event loop, so a slow model never stalls pings, the
-health check or other connections; requests from several clients queue there in arrival order.
+Threads, not an event loop: each connection has its own handler thread (websockets' threaded server),
+which decodes, validates, runs inference under one model lock and sends the reply itself, so a request
+costs two thread wake-ups on the server (frame read, handler) instead of four for an event loop that hands
+inference to a worker thread and back. Pings are answered by each connection's reader thread and
+``/healthz`` by its own connection's thread, so a slow model never stalls them or other clients; requests
+from several clients take the model lock one at a time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import http
 import ipaddress
@@ -21,15 +24,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.sync.server import Server, ServerConnection, serve
 
 from vla.serve.obs_schema import ObservationError, ObservationSpec
 from vla.serve.wire import MAX_MESSAGE_BYTES, WireError, pack, unpack
@@ -77,7 +79,8 @@ class PolicyServer:
 
     def __init__(self, predict: Callable[[dict[str, Any]], np.ndarray], metadata: dict[str, Any],
                  spec: ObservationSpec, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-                 safety: Any = None, max_message_bytes: int = MAX_MESSAGE_BYTES, idle_timeout_s: float = 300.0) -> None:
+                 safety: Any = None, max_message_bytes: int = MAX_MESSAGE_BYTES, idle_timeout_s: float = 300.0,
+                 max_connections: int = 64) -> None:
         check_bind(host, api_key)
         if max_message_bytes < 1024:
             raise ServeError(f"max_message_bytes: expected >= 1024, got {max_message_bytes}")
@@ -87,17 +90,20 @@ class PolicyServer:
         self.metadata = {**metadata, **spec.to_metadata(), "protocol": PROTOCOL, "protocol_version": PROTOCOL_VERSION,
                          "max_message_bytes": max_message_bytes,
                          "safety": safety.to_dict() if safety is not None else None}
+        self.max_connections = max_connections
         self.health = _Health()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vla-infer")
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._model_lock = threading.Lock()  # one inference at a time, whatever the number of clients
+        self._health_lock = threading.Lock()
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
 
     # ---- HTTP side: auth and health, before any websocket frame ----------------------------------------
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path.split("?", 1)[0] == "/healthz":
             return self._json_response(http.HTTPStatus.OK, self.health_report())
+        if self.health.connections >= self.max_connections:
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                                      f"too many connections (limit {self.max_connections})\n")
         if self.api_key:
             given = request.headers.get("Authorization", "")
             expected = f"Api-Key {self.api_key}"
@@ -121,48 +127,51 @@ class PolicyServer:
                 "requests": h.requests, "errors": h.errors, "last_inference_ms": h.last_inference_ms,
                 "last_inference_at": h.last_inference_at}
 
-    # ---- websocket side ------------------------------------------------------------------------------
-    async def _handler(self, ws: ServerConnection) -> None:
-        self.health.connections += 1
+    # ---- websocket side: one handler thread per connection ---------------------------------------------
+    def _count(self, **deltas: int) -> None:
+        with self._health_lock:
+            for name, delta in deltas.items():
+                setattr(self.health, name, getattr(self.health, name) + delta)
+
+    def _handler(self, ws: ServerConnection) -> None:
+        self._count(connections=1)
         safety = None
         if self.safety is not None:
             from vla.serve.safety import SafetyFilter
 
             safety = SafetyFilter(self.safety)
-        loop = asyncio.get_running_loop()
         try:
-            await ws.send(pack(self.metadata))
+            ws.send(pack(self.metadata))
             while True:
                 try:
-                    message = await asyncio.wait_for(ws.recv(), timeout=self.idle_timeout_s)
+                    message = ws.recv(timeout=self.idle_timeout_s)
                 except TimeoutError:
-                    await ws.close(1000, f"idle for {self.idle_timeout_s:g} s")
+                    ws.close(1000, f"idle for {self.idle_timeout_s:g} s")
                     return
-                t0 = time.perf_counter()
-                try:
-                    if isinstance(message, str):
-                        raise WireError("message: expected a binary msgpack frame, got a text frame")
-                    obs = self.spec.validate(unpack(message, self.max_message_bytes))
-                except (WireError, ObservationError) as exc:
-                    self.health.errors += 1
-                    await ws.send(f"error: {exc}")
-                    continue
-                decode_s = time.perf_counter() - t0
-                reply = await loop.run_in_executor(self._pool, self._infer, obs, safety, t0, decode_s)
-                await ws.send(reply)
+                ws.send(self._reply(message, safety))
         except ConnectionClosed:
             pass
         except Exception:  # never let one connection take the server down
             log.exception("connection handler failed")
         finally:
-            self.health.connections -= 1
+            self._count(connections=-1)
 
-    def _infer(self, obs: dict[str, Any], safety: Any, t0: float, decode_s: float) -> bytes | str:
-        """Worker thread: inference + safety filter -> packed reply (or an error text)."""
+    def _reply(self, message: str | bytes, safety: Any) -> bytes | str:
+        """Decode, validate, infer, filter -> the packed reply, or an ``error: ...`` text (never raises)."""
+        t0 = time.perf_counter()
         try:
-            t1 = time.perf_counter()
-            chunk = np.asarray(self.predict(obs), dtype=np.float32)
-            infer_s = time.perf_counter() - t1
+            if isinstance(message, str):
+                raise WireError("message: expected a binary msgpack frame, got a text frame")
+            obs = self.spec.validate(unpack(message, self.max_message_bytes))
+        except (WireError, ObservationError) as exc:
+            self._count(errors=1)
+            return f"error: {exc}"
+        decode_s = time.perf_counter() - t0
+        try:
+            with self._model_lock:
+                t1 = time.perf_counter()
+                chunk = np.asarray(self.predict(obs), dtype=np.float32)
+                infer_s = time.perf_counter() - t1
             if chunk.ndim != 2 or not np.isfinite(chunk).all():
                 raise ValueError(f"the policy returned {chunk.shape} with non-finite values" if chunk.ndim == 2
                                  else f"the policy returned shape {chunk.shape}, expected [H, A]")
@@ -177,48 +186,49 @@ class PolicyServer:
                 chunk = np.asarray(chunk, dtype=np.float32)
                 report = summarize_reports(reports)
             safety_s = time.perf_counter() - t2
-            self.health.requests += 1
-            self.health.last_inference_ms = infer_s * 1e3
-            self.health.last_inference_at = time.time()
+            with self._health_lock:
+                self.health.requests += 1
+                self.health.last_inference_ms = infer_s * 1e3
+                self.health.last_inference_at = time.time()
             timing = {"decode_ms": decode_s * 1e3, "infer_ms": infer_s * 1e3, "safety_ms": safety_s * 1e3,
                       "total_ms": (time.perf_counter() - t0) * 1e3}
             return pack({"actions": chunk, "server_timing": timing, "safety": report})
         except Exception as exc:
-            self.health.errors += 1
+            self._count(errors=1)
             log.exception("inference failed")
             return f"error: inference failed: {type(exc).__name__}: {exc}"
 
     # ---- running -------------------------------------------------------------------------------------
-    async def serve_async(self, ready: Callable[[int], None] | None = None) -> None:
-        """Run until ``stop()``; ``ready(port)`` is called once listening (port 0 picks a free one)."""
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with serve(self._handler, self.host, self.port, process_request=self._process_request,
-                         compression=None, max_size=self.max_message_bytes, max_queue=4,
-                         ping_interval=20, ping_timeout=20, close_timeout=2) as server:
-            self.port = next(iter(server.sockets)).getsockname()[1]
-            if ready:
-                ready(self.port)
-            await self._stop.wait()
+    def _listen(self) -> Server:
+        server = serve(self._handler, self.host, self.port, process_request=self._process_request,
+                       compression=None, max_size=self.max_message_bytes, max_queue=4, open_timeout=10,
+                       ping_interval=20, ping_timeout=20, close_timeout=2)
+        self.port = server.socket.getsockname()[1]
+        self._server = server
+        return server
 
     def serve_forever(self) -> None:
-        asyncio.run(self.serve_async())
+        """Listen and serve until ``stop()`` (from another thread) or Ctrl-C."""
+        server = self._server or self._listen()
+        try:
+            server.serve_forever()
+        finally:
+            server.shutdown()
 
     def start(self, timeout_s: float = 30.0) -> PolicyServer:
-        """Serve from a background thread (tests, benchmarks); returns once listening."""
-        self._thread = threading.Thread(target=lambda: asyncio.run(self.serve_async(lambda _p: self._ready.set())),
-                                        name="vla-serve", daemon=True)
+        """Serve from a background thread (tests, benchmarks); returns once listening (port 0: a free one)."""
+        del timeout_s  # listening is synchronous: the socket is bound before the thread starts
+        server = self._listen()
+        self._thread = threading.Thread(target=server.serve_forever, name="vla-serve", daemon=True)
         self._thread.start()
-        if not self._ready.wait(timeout_s):
-            raise ServeError(f"server did not start listening on {self.host}:{self.port} within {timeout_s} s")
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        """Stop accepting, close open connections (code 1001) and wait for their handlers."""
+        if self._server is not None:
+            self._server.shutdown()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def url(self) -> str:

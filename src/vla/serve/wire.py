@@ -36,8 +36,9 @@ class WireError(ValueError):
 def _pack_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         _check_dtype_kind(obj.dtype, "array")
-        return {_ND: True, b"data": np.ascontiguousarray(obj).tobytes(), b"dtype": obj.dtype.str,
-                b"shape": list(obj.shape)}
+        # a flat byte view of the (contiguous) array: msgpack copies it straight into its buffer (no .tobytes())
+        data = memoryview(np.ascontiguousarray(obj).reshape(-1).view(np.uint8))
+        return {_ND: True, b"data": data, b"dtype": obj.dtype.str, b"shape": list(obj.shape)}
     if isinstance(obj, np.generic):
         _check_dtype_kind(obj.dtype, "scalar")
         return {_NG: True, b"data": obj.item(), b"dtype": obj.dtype.str}
@@ -120,7 +121,7 @@ def unpack(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
         raise WireError(f"message: {len(data)} bytes, the limit is {max_bytes}")
     n = len(data)
     try:
-        raw = msgpack.unpackb(bytes(data), raw=False, strict_map_key=False, use_list=True, max_str_len=n,
+        raw = msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True, max_str_len=n,
                               max_bin_len=n, max_array_len=min(n, MAX_CONTAINER_ITEMS),
                               max_map_len=min(n, MAX_CONTAINER_ITEMS), max_ext_len=0)
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError) as exc:
