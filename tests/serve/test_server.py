@@ -225,3 +225,36 @@ def test_client_checks_the_observation_before_sending(served):
 def test_client_does_not_import_torch():
     code = "import sys, vla.serve.client, vla.serve.wire; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_a_new_client_connects_and_pings_while_another_clients_inference_runs():
+    model = Model(delay_s=1.0)
+    with PolicyServer(model, {"policy": {"name": "slow"}}, SPEC, port=0) as srv:
+        busy = PolicyClient(srv.url, timeout_s=5)
+        t = threading.Thread(target=busy.infer, args=(obs(),))
+        t.start()
+        time.sleep(0.1)
+        t0 = time.perf_counter()
+        other = connect(srv.url, legacy=True)
+        meta = unpack(other.recv(timeout=2))
+        other.ping().wait(timeout=2)
+        waited = time.perf_counter() - t0
+        t.join()
+        assert meta["protocol"] == "vla-serve/1" and waited < 0.5, f"waited {waited:.2f} s behind inference"
+        other.close()
+        busy.close()
+
+
+def test_connections_beyond_the_limit_get_503_and_the_others_carry_on():
+    with PolicyServer(Model(), {}, SPEC, port=0, max_connections=2) as srv:
+        a, b = PolicyClient(srv.url), PolicyClient(srv.url)
+        with pytest.raises(InvalidStatus) as refused:
+            connect(srv.url, legacy=True)
+        assert refused.value.response.status_code == 503
+        assert np.allclose(a.infer(obs(2.0))["actions"], 4.0) and np.allclose(b.infer(obs(1.0))["actions"], 2.0)
+        b.close()
+        time.sleep(0.2)
+        c = PolicyClient(srv.url)  # a freed slot is usable again
+        assert np.allclose(c.infer(obs(3.0))["actions"], 6.0)
+        a.close()
+        c.close()
