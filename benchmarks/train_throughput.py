@@ -29,7 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_info, write_result  # noqa: E402
-from vla.train import make_config, train  # noqa: E402
+from vla.train.config import make_config  # noqa: E402
+from vla.train.loop import train  # noqa: E402
 
 
 def synthetic_dataset(root: Path, cameras: list[str], size: int, episodes: int, length: int) -> Path:

@@ -15,7 +15,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Vision-language-action robot policies: data, training, evaluation and serving."""
@@ -40,7 +39,18 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    """The ``vla`` entry point: any user-facing error (a ``VlaError``) a command lets through becomes one
+    ``error: ...`` line and exit code 2, the same as the errors commands catch themselves."""
+    import sys
+
+    from vla.cli_util import EXIT_USAGE, print_error
+    from vla.errors import VlaError
+
+    try:
+        app()
+    except VlaError as exc:
+        print_error(exc)
+        sys.exit(EXIT_USAGE)
 
 
 if __name__ == "__main__":

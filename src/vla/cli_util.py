@@ -8,11 +8,19 @@ from collections.abc import Iterator
 import typer
 
 
-def fail(message: object) -> None:
-    """Print ``error: message`` (one line) in red and exit with code 2."""
+EXIT_USAGE = 2  # the exit code of every user-facing error, as click uses for bad usage
+
+
+def print_error(message: object) -> None:
+    """Print ``error: message`` as one line, in red, on stderr."""
     text = " ".join(str(message).split("\n"))
     typer.secho(f"error: {text}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+
+
+def fail(message: object) -> None:
+    """Print ``error: message`` (one line) and exit with code 2 (inside a command)."""
+    print_error(message)
+    raise typer.Exit(EXIT_USAGE)
 
 
 @contextlib.contextmanager

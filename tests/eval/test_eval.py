@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from vla.eval import evaluate
 from vla.eval.metrics import percentile_ms, wilson_interval
-from vla.eval.runner import build_jobs, load_instruction_overrides, resolve_policy_dir
+from vla.eval.runner import build_jobs, evaluate, load_instruction_overrides, resolve_policy_dir
 from vla.models import NormalizationStats, Policy, PolicyConfig
 from vla.sim import make_suite
 

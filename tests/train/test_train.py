@@ -15,10 +15,12 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from vla.data.errors import DatasetError
 from vla.models import Policy
 from vla.models.config import ConfigError
-from vla.train import TrainConfig, build_cache, make_config, train
-from vla.train.config import apply_overrides
+from vla.train.cache import build_cache
+from vla.train.config import TrainConfig, apply_overrides, make_config
+from vla.train.loop import train
 from vla.train.optim import lr_at
 from vla.train.sampler import BatchSampler
 
@@ -50,7 +52,7 @@ def test_cache_is_built_once_and_keyed_by_settings(dataset, tmp_path):
     assert c2.root == c1.root and (c2.root / "images_corner4.npy").stat().st_mtime_ns == stamp
     c3 = build_cache(dataset, ["corner4"], 24, tmp_path)
     assert c3.root != c1.root and c3.images["corner4"].shape[1:] == (24, 24, 3)
-    with pytest.raises(ValueError, match="no camera.*'topview'"):
+    with pytest.raises(DatasetError, match="no camera.*'topview'"):
         build_cache(dataset, ["topview"], 32, tmp_path)
 
 
@@ -107,7 +109,7 @@ def test_train_writes_run_and_resume_is_bit_exact(dataset, tmp_path):
     cfg_b = _config(dataset, tmp_path / "b")
     train(cfg_b, stop_at=3)
     assert not (tmp_path / "b" / "policy").exists()
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(ConfigError, match="--resume"):
         train(cfg_b)
     with pytest.raises(ValueError, match="policy settings differ.*d_model"):
         train(_config(dataset, tmp_path / "b", policy={**TINY_POLICY, "d_model": 16}), resume=True)

@@ -1,5 +1,5 @@
-"""vla.eval: policy rollouts in simulation, success with confidence intervals, latency, HTML report."""
+"""vla.eval: policy rollouts in simulation, success with confidence intervals, latency, HTML report.
 
-from vla.eval.runner import evaluate, resolve_policy_dir
-
-__all__ = ["evaluate", "resolve_policy_dir"]
+Import from the submodules (``vla.eval.runner.evaluate``): this package imports nothing itself, so the
+``vla`` command starts without loading torch.
+"""

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vla.errors import VlaError
 
-class ConfigError(ValueError):
+
+class ConfigError(VlaError, ValueError):
     """A policy or training configuration is malformed (unknown key, bad value)."""
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from vla.errors import VlaError
+
 
 def drop_words(text: str, p: float, generator: torch.Generator | None = None) -> str:
     """Word dropout (training augmentation): remove each whitespace-separated word with probability
@@ -26,7 +28,7 @@ def drop_words(text: str, p: float, generator: torch.Generator | None = None) ->
     return " ".join(w for w, k in zip(words, keep, strict=True) if k)
 
 
-class LanguageModelNotFound(FileNotFoundError):
+class LanguageModelNotFound(VlaError, FileNotFoundError):
     """The text encoder folder recorded in a policy config is missing or incomplete."""
 
 

@@ -12,6 +12,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from vla.errors import VlaError
+
 from .config import ConfigError, PolicyConfig
 from .normalize import NormalizationStats
 
@@ -21,7 +23,7 @@ NORMALIZATION_FILE = "normalization.json"
 POLICY_FILES = (CONFIG_FILE, WEIGHTS_FILE, NORMALIZATION_FILE)
 
 
-class PolicyLoadError(ValueError):
+class PolicyLoadError(VlaError, ValueError):
     """A policy folder is missing, incomplete, corrupt or inconsistent."""
 
 

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vla.errors import VlaError
+
 from .image_ops import resize
 
 _DEFAULT_NORM = {  # used when the folder has no preprocessor_config.json
@@ -24,7 +26,7 @@ _DEFAULT_NORM = {  # used when the folder has no preprocessor_config.json
 _IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 
-class VisionModelNotFound(FileNotFoundError):
+class VisionModelNotFound(VlaError, FileNotFoundError):
     """The vision tower folder recorded in a policy config is missing or incomplete."""
 
 

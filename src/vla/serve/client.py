@@ -16,13 +16,14 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
+from vla.errors import VlaError
 from vla.serve.obs_schema import ObservationSpec
 from vla.serve.wire import MAX_MESSAGE_BYTES, WireError, pack, unpack
 
 SUPPORTED_PROTOCOL = "vla-serve/1"
 
 
-class PolicyClientError(RuntimeError):
+class PolicyClientError(VlaError, RuntimeError):
     """Base of the client's errors."""
 
 

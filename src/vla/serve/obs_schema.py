@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from vla.errors import VlaError
+
 OPTIONAL_KEYS = ("reset",)
 
 
-class ObservationError(ValueError):
+class ObservationError(VlaError, ValueError):
     """An observation does not match the policy's schema (the message names the field)."""
 
 

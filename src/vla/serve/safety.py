@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from vla.errors import VlaError
 from vla.serve.safety_geometry import (
     KeepOutBox,
     KeepOutPlane,
@@ -50,7 +51,7 @@ _SHAPE_KEYS = {"box": ("name", "type", "low", "high"), "sphere": ("name", "type"
                "plane": ("name", "type", "point", "normal")}
 
 
-class SafetyConfigError(ValueError):
+class SafetyConfigError(VlaError, ValueError):
     """A safety config that does not validate; the message names the file (or source) and the field."""
 
 

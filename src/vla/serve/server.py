@@ -33,6 +33,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
+from vla.errors import VlaError
 from vla.serve.obs_schema import ObservationError, ObservationSpec
 from vla.serve.wire import MAX_MESSAGE_BYTES, WireError, pack, unpack
 
@@ -41,7 +42,7 @@ PROTOCOL_VERSION = 1
 log = logging.getLogger("vla.serve")
 
 
-class ServeError(RuntimeError):
+class ServeError(VlaError, RuntimeError):
     """The server cannot start as asked (e.g. a non-loopback address without an API key)."""
 
 

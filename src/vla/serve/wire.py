@@ -7,7 +7,7 @@ complex ones (nothing is unpickled, nothing is imported); an array's declared sh
 that actually arrived, so a small message can never make us allocate a large array; msgpack's own
 container limits are bounded by the message size. Every failure is a ``WireError`` naming the field.
 
-Imports numpy and msgpack only (the robot-side client uses this module).
+Imports numpy, msgpack and vla.errors only (the robot-side client uses this module).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from vla.errors import VlaError
+
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # default per-message limit (server and client)
 MAX_NDIM = 8
 # msgpack lists/maps are small in every message of this protocol (arrays travel as bytes): capping them
@@ -29,7 +31,7 @@ _DTYPE_RE = re.compile(r"^[<>|=]?(b1|\?|[iu][1248]|f[248])$")
 _ND, _NG = b"__ndarray__", b"__npgeneric__"
 
 
-class WireError(ValueError):
+class WireError(VlaError, ValueError):
     """A message is not valid msgpack-numpy, or holds a value we refuse (names the field)."""
 
 

@@ -1,7 +1,6 @@
-"""vla.train: the training loop (cache, AdamW + warmup/cosine, EMA, checkpoints/resume, torchrun)."""
+"""vla.train: the training loop (cache, AdamW + warmup/cosine, EMA, checkpoints/resume, torchrun).
 
-from .cache import TrainingCache, build_cache
-from .config import TrainConfig, make_config
-from .loop import train
-
-__all__ = ["TrainConfig", "TrainingCache", "build_cache", "make_config", "train"]
+Import from the submodules (``vla.train.loop.train``, ``vla.train.config.make_config``,
+``vla.train.cache.build_cache``): this package imports nothing itself, so ``vla --help`` and the data
+commands start without loading torch.
+"""

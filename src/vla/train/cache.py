@@ -90,13 +90,14 @@ def build_cache(dataset_path: str | Path, cameras: list[str], image_size: int, c
                 max_episodes: int | None = None, progress: Callable[[int, int], None] | None = None) -> TrainingCache:
     """Return the cache for these settings, building it first if needed."""
     from vla.data import Dataset
+    from vla.data.errors import DatasetError
 
     root = Path(dataset_path)
     ds = Dataset.open(root)
     missing = [c for c in cameras if camera_key(c) not in ds.camera_keys]
     if missing:
-        raise ValueError(f"dataset {str(root)!r} has no camera(s) {missing}; its cameras: "
-                         f"{[k.removeprefix('observation.images.') for k in ds.camera_keys]}")
+        raise DatasetError(root, f"no camera(s) {missing} (policy.cameras); its cameras: "
+                                 f"{[k.removeprefix('observation.images.') for k in ds.camera_keys]}")
     for key in (STATE_KEY, ACTION_KEY):
         if key not in ds.features:
             raise ValueError(f"dataset {str(root)!r} has no {key!r} feature (has {sorted(ds.features)})")

@@ -22,15 +22,13 @@ def register(app: typer.Typer) -> None:
         import json
         import os
 
-        from vla.models.config import ConfigError
+        from vla.cli_util import fail_on_dataset_error
         from vla.train.config import make_config
         from vla.train.loop import train
 
-        try:
+        with fail_on_dataset_error():  # a bad setting, dataset or resume point: one error line, exit 2
             cfg = make_config(dataset, out, config, overrides or [])
-        except ConfigError as exc:
-            raise typer.BadParameter(str(exc)) from exc
-        run = train(cfg, resume=resume)
+            run = train(cfg, resume=resume)
         summary = run / "summary.json"
         if summary.is_file() and os.environ.get("RANK", "0") == "0":
             typer.echo(json.dumps(json.loads(summary.read_text()), indent=2))

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from vla.data import Dataset
 from vla.models import NormalizationStats, Policy, PolicyConfig
+from vla.models.config import ConfigError
 from vla.models.serialization import atomic_write_text
 
 from . import distributed
@@ -43,19 +45,23 @@ def _prepare_cache(config: TrainConfig, pcfg: dict[str, Any], run: Path, info: d
     args = (config.dataset, cameras, size, _cache_dir(config, run), config.max_episodes)
     if info.is_main:
         bar = None
-        if config.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(desc="cache", unit="episode", leave=False)
 
         def progress(done: int, total: int) -> None:
-            if bar is not None:
-                bar.total = total
-                bar.update(done - bar.n)
+            nonlocal bar
+            if not config.progress:
+                return
+            if bar is None:  # made on the first report, once the dataset has opened
+                from tqdm import tqdm
 
-        cache = build_cache(*args, progress=progress)
-        if bar is not None:
-            bar.close()
+                bar = tqdm(desc="cache", unit="episode", leave=False, total=total)
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            cache = build_cache(*args, progress=progress)
+        finally:  # closed on errors too, so an error message gets a line of its own
+            if bar is not None:
+                bar.close()
     distributed.barrier(info)
     if not info.is_main:
         cache = build_cache(*args)
@@ -95,7 +101,10 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
            stop_at: int | None) -> Path:
     run = Path(config.out)
     if not resume and (run / "checkpoints").exists():
-        raise FileExistsError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+        raise ConfigError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and latest_checkpoint(run) is None:
+        raise ConfigError(f"--resume: no complete checkpoint under {run / 'checkpoints'}")
+    Dataset.open(config.dataset)  # a missing or unreadable dataset fails here, before anything is written
     distributed.barrier(info)
     if info.is_main:
         run.mkdir(parents=True, exist_ok=True)
@@ -115,8 +124,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
     start = 0
     if resume:
         ckpt = latest_checkpoint(run)
-        if ckpt is None:
-            raise FileNotFoundError(f"--resume: no complete checkpoint under {run / 'checkpoints'}")
+        assert ckpt is not None  # checked before the run started
         saved = PolicyConfig.load(ckpt / "policy" / "config.json")
         if saved != pcfg:
             diff = {k: (v, pcfg.to_dict()[k]) for k, v in saved.to_dict().items() if pcfg.to_dict()[k] != v}

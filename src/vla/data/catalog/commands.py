@@ -67,10 +67,11 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Find episodes by facets and instruction words."""
+        from vla.cli_util import fail_on_dataset_error
         from vla.data.catalog.store import Catalog
 
         q = _query(embodiment, robot, task_category, scene, min_quality, license_, text, dataset, limit)
-        with Catalog(catalog) as cat:
+        with fail_on_dataset_error(), Catalog.existing(catalog) as cat:
             rows = cat.search(q)
             total, frames = cat.count(q)
         if as_json:
@@ -94,9 +95,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Counts of datasets, episodes and frames per facet."""
+        from vla.cli_util import fail_on_dataset_error
         from vla.data.catalog.store import Catalog
 
-        with Catalog(catalog) as cat:
+        with fail_on_dataset_error(), Catalog.existing(catalog) as cat:
             s = cat.stats()
         if as_json:
             typer.echo(json.dumps(s, indent=2))
@@ -143,7 +145,7 @@ def register(app: typer.Typer) -> None:
             q = _query(embodiment, robot, task_category, scene, min_quality, license_, text, dataset, None, query)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from e
-        with fail_on_dataset_error(), Catalog(catalog) as cat:
+        with fail_on_dataset_error(), Catalog.existing(catalog) as cat:
             total, _ = cat.count(q)
             if as_json:
                 summary = export(cat, q, dst, overwrite)

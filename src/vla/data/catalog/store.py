@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vla.data.catalog.schema import migrate
+from vla.errors import VlaError
 
 FACETS = {  # CLI / query name -> episodes column
     "embodiment": "embodiment_type",
@@ -87,8 +88,21 @@ def fts_expression(text: str) -> str:
     return " AND ".join(f'"{w}"*' for w in words)
 
 
+class CatalogError(VlaError):
+    """The catalog file asked for does not exist (queries never create one)."""
+
+
 class Catalog:
     """SQLite catalog of datasets and episodes."""
+
+    @classmethod
+    def existing(cls, path: str | Path | None = None) -> Catalog:
+        """Open a catalog that must already exist (for queries: a mistyped path is an error, not an empty file)."""
+        target = Path(path) if path is not None else default_path()
+        if not target.is_file():
+            raise CatalogError(f"{target}: no catalog here (create one with `vla catalog add DATASET "
+                               f"--catalog {target}`)")
+        return cls(target)
 
     def __init__(self, path: str | Path | None = None, readonly: bool = False) -> None:
         self.path = Path(path) if path is not None else default_path()
