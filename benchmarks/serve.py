@@ -175,7 +175,7 @@ def main() -> None:
         floor = _TcpFloor(request_bytes, reply_bytes)
         for _ in range(50):
             floor.call(0.01)
-        local, remote, server_infer, server_total, floor_over = [], [], [], [], []
+        local, remote, server_infer, server_total, server_decode, floor_over = [], [], [], [], [], []
         t_start = time.perf_counter()
         done = 0
         while done < args.calls:
@@ -190,6 +190,7 @@ def main() -> None:
                 remote.append(time.perf_counter() - t0)
                 server_infer.append(reply["server_timing"]["infer_ms"] / 1e3)
                 server_total.append(reply["server_timing"]["total_ms"] / 1e3)
+                server_decode.append(reply["server_timing"]["decode_ms"] / 1e3)
             for hold in server_infer[-n:]:
                 floor_over.append(floor.call(hold))
             done += n
@@ -216,6 +217,12 @@ def main() -> None:
         "in_process_ms": {"p50": _pct(local, 50), "p99": _pct(local, 99), "mean": float(np.mean(local) * 1e3)},
         "round_trip_ms": {"p50": _pct(remote, 50), "p99": _pct(remote, 99), "mean": float(np.mean(remote) * 1e3)},
         "server_infer_ms": {"p50": _pct(server_infer, 50), "p99": _pct(server_infer, 99)},
+        "server_decode_ms": {"p50": _pct(server_decode, 50), "p99": _pct(server_decode, 99),
+                             "note": "msgpack decode + observation check on the server, part of the overhead"},
+        "server_outside_inference_ms": {
+            "p50": _pct([t - i for t, i in zip(server_total, server_infer, strict=True)], 50),
+            "p99": _pct([t - i for t, i in zip(server_total, server_infer, strict=True)], 99),
+            "note": "server total_ms minus infer_ms: decode, check, model lock, reply packing"},
         "overhead_ms": {
             "p50_difference": _pct(remote, 50) - _pct(local, 50),
             "p99_difference": _pct(remote, 99) - _pct(local, 99),
