@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -158,12 +159,57 @@ def sample_indices(length: int, count: int) -> np.ndarray:
 
 def decode_frames(path: Path, from_ts: float, fps: float, length: int, indices: np.ndarray,
                   shape: list[int] | None = None) -> np.ndarray:
-    """Frames ``indices`` of the episode at [from_ts, from_ts + length / fps): decoded one by one (a seek
-    each) when they are few, else by decoding the episode once."""
-    if len(indices) * 2 >= length:
-        return decode_range(path, from_ts, from_ts + length / fps, fps, expected=length, shape=shape)[indices]
-    return np.stack([decode_range(path, from_ts + i / fps, from_ts + (i + 1) / fps, fps, expected=1, shape=shape)[0]
-                     for i in indices])
+    """Frames ``indices`` (sorted) of the episode that starts at ``from_ts``, through one open file:
+    decoded forward from one frame to the next, seeking only across gaps of more than two key-frame
+    intervals (a dense-key-frame AV1 file is sought per frame, a long-GOP H.264 file decoded through)."""
+    from vla.data.limits import LIMITS, check_count, check_image
+
+    if not path.exists():
+        raise DatasetError(path, "video file is missing")
+    check_count(length, LIMITS.episode_frames, path, "frames expected")
+    half = 0.5 / fps
+    out: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise DatasetError(path, "no video stream in the file")
+            stream = c.streams.video[0]
+            h, w = stream.codec_context.height, stream.codec_context.width
+            check_image(h, w, path, "video stream")
+            if shape is not None and [h, w] != [int(shape[0]), int(shape[1])]:
+                raise DatasetError(path, f"video frames are {w}x{h} pixels; info.json declares "
+                                   f"{int(shape[1])}x{int(shape[0])}")
+            gop = _gop(path)
+            frames: Any = None
+            pos = -(10**9)
+            for i in (int(i) for i in indices):
+                t = from_ts + i / fps
+                if frames is None or i - pos > 2 * gop:
+                    c.seek(int(max(t - half, 0) / stream.time_base), stream=stream, backward=True)
+                    frames = c.decode(stream)
+                for frame in frames:
+                    ft = float(frame.pts * stream.time_base) if frame.pts is not None else float(frame.time)
+                    if ft < t - half:
+                        continue
+                    if ft >= t + half:
+                        raise DatasetError(path, f"no frame at {t:.4f}s (the next is at {ft:.4f}s)")
+                    out.append(frame.to_ndarray(format="rgb24"))
+                    pos = i
+                    break
+                else:
+                    raise DatasetError(path, f"no frame at {t:.4f}s (the file ends before)")
+    except (av.error.FFmpegError, ValueError, OverflowError) as e:
+        raise DatasetError(path, f"cannot decode video: {e}") from e
+    return np.stack(out)
+
+
+@lru_cache(maxsize=64)
+def _gop(path: Path) -> float:
+    """Mean frames per key frame of a file, from its index (inf when it has no index)."""
+    with av.open(str(path)) as c:
+        entries = c.streams.video[0].index_entries
+        keys = sum(1 for e in entries if e.is_keyframe)
+        return len(entries) / keys if keys else float("inf")
 
 
 def stream_params(path: Path) -> dict[str, Any]:
