@@ -142,8 +142,8 @@ class LeRobotReader(Reader):
             cams = sorted({c for m in ds.missing_videos for c in m.cameras})
             if not skip_missing_videos:
                 raise ConversionError(
-                    f"{self.root}: {len(ds.missing_videos)} video file(s) cannot be read: {files}{more}. Pass "
-                    f"--skip-missing-videos to convert without camera(s) {cams} (every episode is kept with its "
+                    f"{self.root}: {len(ds.missing_videos)} video file(s) cannot be read: {files}{more}. Convert with "
+                    f"--skip-missing-videos to leave out camera(s) {cams} (every episode is kept with its "
                     "low-dimensional data, tasks and provenance)")
             self.dropped = cams
             notes.append(f"--skip-missing-videos: camera(s) {cams} left out, their video file(s) cannot be read: "
