@@ -55,6 +55,33 @@ def test_empty_and_lfs_pointer_videos_count_as_missing(tmp_path):
     assert ds.missing_videos[0].problem.startswith("a Git LFS pointer") and ds.num_frames == 11
 
 
+def test_one_of_several_video_files_missing(tmp_path):
+    from vla.data import DatasetWriter
+
+    from .helpers import FEATURES, PROV, make_episode_arrays
+
+    root = tmp_path / "ds"
+    with DatasetWriter(root, fps=10, features=FEATURES, robot_type="toy", video_file_size_mb=1e-6) as w:
+        for e, n in enumerate((8, 11, 6, 7)):
+            arrays = make_episode_arrays(n, seed=e)
+            for i in range(n):
+                w.add_frame({k: v[i] for k, v in arrays.items()}, task="t")
+            w.save_episode(PROV)
+    ds = Dataset.open(root)
+    held = {e.videos["observation.images.front"].path: [] for e in ds.episodes}
+    for e in ds.episodes:
+        held[e.videos["observation.images.front"].path].append(e.index)
+    assert len(held) >= 2
+    gone, eps = sorted(held.items())[-1]
+    gone.unlink()
+    ds = Dataset.open(root)
+    assert [(m.path, m.episodes, m.cameras) for m in ds.missing_videos] == [(gone, eps, ["observation.images.front"])]
+    kept = next(e for e in ds.episodes if e.index not in eps)
+    assert ds.episode_images(kept.index, "observation.images.front").shape[0] == kept.length
+    with pytest.raises(DatasetError, match=gone.name):
+        ds.episode_images(eps[0], "observation.images.front")
+
+
 def test_v21_g1_layout_without_its_video(real_fixtures, tmp_path):
     """The G1 fixture's meta and data files, copied without the MP4 (the fixture itself is left alone)."""
     root = tmp_path / "g1"

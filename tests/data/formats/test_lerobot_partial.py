@@ -85,6 +85,9 @@ def test_mapping_renames_and_result_opens(tmp_path):
     ({"features": {"action": "actions", "observation.state": "actions"}}, r"'actions' is already mapped to 'action'"),
     ({"features": {"../x": "actions"}}, r"mapping: feature name '\.\./x'"),
     ({"features": ["action"]}, r"features: expected an object of new name -> source feature"),
+    ({"video_path": "../{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"}, r"points outside"),
+    ({"video_path": 5}, r"mapping: video_path: expected a path template string, got 5"),
+    ({"data_path": "data/{episode_index}.parquet"}, r"data_path.*uses the field \{episode_index\}"),
     ({"topics": {}}, r"unknown key\(s\) \['topics'\] for a LeRobot source; expected features, video_path, data_path"),
 ])
 def test_mapping_is_validated(tmp_path, mapping, message):
