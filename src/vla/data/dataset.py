@@ -71,7 +71,8 @@ class MissingVideo:
     episodes: list[int]
 
     def to_json(self, root: Path) -> dict[str, Any]:
-        rel = self.path.relative_to(root).as_posix() if self.path.is_relative_to(root) else str(self.path)
+        path, base = self.path.resolve(), root.resolve()
+        rel = path.relative_to(base).as_posix() if path.is_relative_to(base) else str(self.path)
         return {"path": rel, "problem": self.problem, "cameras": self.cameras, "episodes": self.episodes}
 
 

@@ -96,7 +96,9 @@ def check_layout(root: Path, info_path: Path, field: str, template: str, missing
             bad_keys.setdefault(m.group("video_key"), rel)
     if not strays:
         return
-    expected = [p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p) for p in missing]
+    base = root.resolve()
+    expected = [p.resolve().relative_to(base).as_posix() if p.resolve().is_relative_to(base) else str(p)
+                for p in missing]
     where = _common_dir(strays)
     more = f" and {len(expected) - 1} more" if len(expected) > 1 else ""
     msg = (f"field {field!r} says {template} (e.g. {expected[0]}{more}: not found), but the "
