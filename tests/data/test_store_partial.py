@@ -45,11 +45,13 @@ def test_v30_from_our_writer_with_videos_removed(tmp_path):
     assert r.exit_code == 0 and "1 video file(s) cannot be read" in r.output and "file-000.mp4: absent" in r.output
 
 
-def test_empty_and_lfs_pointer_videos_count_as_missing(tmp_path):
+def test_empty_and_lfs_pointer_videos_count_as_missing(tmp_path, monkeypatch):
     root = tmp_path / "ds"
     write_dataset(root, lengths=(5, 6))
     (root / VIDEO).write_bytes(b"")
-    assert [m.problem for m in Dataset.open(root).missing_videos] == ["empty (0 bytes)"]
+    monkeypatch.chdir(tmp_path)  # a relative dataset path: the listed file is still relative to the dataset
+    assert _info_json(Path("ds"))["missing_videos"][0] | {"episodes": None} == {
+        "path": VIDEO, "problem": "empty (0 bytes)", "cameras": ["observation.images.front"], "episodes": None}
     (root / VIDEO).write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 123\n")
     ds = Dataset.open(root)
     assert ds.missing_videos[0].problem.startswith("a Git LFS pointer") and ds.num_frames == 11
