@@ -109,10 +109,16 @@ def test_missing_data_file(good):
         Dataset.open(good)
 
 
-def test_missing_video_file(good):
+def test_missing_video_file_opens_partially_and_decoding_names_it(good):
     shutil.rmtree(good / "videos")
-    with pytest.raises(DatasetError, match=r"file-000\.mp4: video file is missing"):
-        Dataset.open(good)
+    ds = Dataset.open(good)  # a partial copy: low-dim data is served, the video is listed
+    assert [m.path.name for m in ds.missing_videos] == ["file-000.mp4"]
+    assert ds.episode_columns(2)["action"].shape == (9, 4)
+    with pytest.raises(DatasetError, match=r"file-000\.mp4: video file is absent: camera 'observation.images.front' "
+                       r"of episode 2"):
+        ds.episode_images(2, "observation.images.front")
+    with pytest.raises(DatasetError, match=r"file-000\.mp4: video file is absent"):
+        ds.frame(0, 3)
 
 
 def test_truncated_parquet(good):

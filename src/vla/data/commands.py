@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
         path: Path = typer.Argument(..., help="Dataset folder (ours, LeRobot v3.0 or v2.1)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     ) -> None:
-        """Show a dataset's episodes, frames, features, tasks, provenance and missing episodes."""
+        """Show a dataset's episodes, frames, features, tasks, provenance, missing episodes and videos."""
         from vla.cli_util import fail_on_dataset_error
         from vla.data.dataset import Dataset
         from vla.data.info import dataset_summary
@@ -41,6 +41,20 @@ def _print_summary(s: dict) -> None:
         m = s["missing_episodes"]
         shown = ", ".join(map(str, m[:20])) + (" ..." if len(m) > 20 else "")
         con.print(f"[yellow]{len(m)} of {s['listed_episodes']} listed episodes are missing on disk: {shown}[/yellow]")
+    if s["missing_videos"]:
+        mv = s["missing_videos"]
+        con.print(f"[yellow]{len(mv)} video file(s) cannot be read (low-dimensional data is served; these cameras "
+                  "cannot be decoded):[/yellow]")
+        for v in mv[:20]:
+            eps = v["episodes"]
+            shown = ", ".join(map(str, eps[:10])) + (" ..." if len(eps) > 10 else "")
+            con.print(f"  {v['path']}: {v['problem']}; cameras {', '.join(v['cameras'])}; "
+                      f"{len(eps)} episode(s): {shown}", markup=False)
+        if len(mv) > 20:
+            con.print(f"  ... {len(mv) - 20} more")
+    for f in s["nonstandard_features"]:
+        found = repr(f["found"]) if f["found"] else "none"
+        con.print(f"[yellow]feature names: expected {f['expected']!r} ({f['what']}), found {found}[/yellow]")
     t = Table(title="features")
     t.add_column("name")
     t.add_column("dtype")

@@ -4,9 +4,19 @@
 present and agrees with it (parquet row counts, video frame counts), and serves episodes:
 low-dimensional columns as numpy arrays and camera frames decoded with PyAV.
 
-v3.0 packs many episodes per file, so a missing data or video file is an error. v2.1 keeps one
-file per episode and partial copies are common: episodes that the metadata lists but whose data
-file is absent are reported in ``missing_episodes`` and not served.
+Partial copies are common (a clone without its large files, a download of a few episodes):
+
+- v2.1 keeps one data file per episode: episodes that the metadata lists but whose data file is
+  absent are reported in ``missing_episodes`` and not served. v3.0 packs many episodes per data file,
+  so a missing data file is an error.
+- A video file that is absent, empty (0 bytes) or a Git LFS pointer (v3.0 or v2.1) does not stop the
+  dataset from opening: low-dimensional data, tasks, stats and provenance are served, the file is
+  listed in ``missing_videos`` with the episodes and cameras it holds, and decoding one of those
+  cameras raises a DatasetError naming the file.
+
+When files are missing while look-alike files lie elsewhere (a ``video/`` folder where info.json's
+``video_path`` says ``videos/``), opening fails with an error naming both (`vla.data.layout_check`).
+``Dataset.open(path, paths={"video_path": ...})`` reads such a folder with corrected templates.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import pyarrow as pa
 from vla.data import layout
 from vla.data.errors import DatasetError
 from vla.data.features import is_visual
+from vla.data.layout_check import check_layout, file_problem
 from vla.data.limits import LIMITS, check_count, check_image
 from vla.data.meta_checks import (
     V21_DATA_FIELDS,
@@ -51,6 +62,21 @@ class VideoRef:
 
 
 @dataclass
+class MissingVideo:
+    """A video file the metadata names that cannot be read, and what it holds."""
+
+    path: Path
+    problem: str  # absent | empty (0 bytes) | a Git LFS pointer (...)
+    cameras: list[str]
+    episodes: list[int]
+
+    def to_json(self, root: Path) -> dict[str, Any]:
+        path, base = self.path.resolve(), root.resolve()
+        rel = path.relative_to(base).as_posix() if path.is_relative_to(base) else str(self.path)
+        return {"path": rel, "problem": self.problem, "cameras": self.cameras, "episodes": self.episodes}
+
+
+@dataclass
 class EpisodeInfo:
     """One episode: its index, length, tasks, provenance and where its data lives."""
 
@@ -64,6 +90,7 @@ class EpisodeInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+PATH_OVERRIDES = ("data_path", "video_path")
 MAX_META_BYTES = 256 << 20  # a JSON metadata file larger than this is refused before reading
 
 
@@ -123,20 +150,26 @@ class Dataset:
     """A robot dataset on disk (LeRobot v3.0 or v2.1 layout)."""
 
     def __init__(self, root: Path, info: dict[str, Any], episodes: list[EpisodeInfo], tasks: list[str],
-                 stats: dict[str, dict[str, np.ndarray]], missing: list[int]) -> None:
+                 stats: dict[str, dict[str, np.ndarray]], missing: list[int],
+                 missing_videos: list[MissingVideo] | None = None) -> None:
         self.root = root
         self.info = info
         self.episodes = episodes
         self.tasks = tasks
         self.stats = stats
         self.missing_episodes = missing
+        self.missing_videos = missing_videos or []
+        self._missing_video = {m.path: m for m in self.missing_videos}
         self._by_index = {e.index: e for e in episodes}
         self._tables: OrderedDict[Path, pa.Table] = OrderedDict()
 
     # -- opening ---------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, verify: bool = True) -> Dataset:
-        """Open a dataset folder; raises DatasetError naming the file and the problem."""
+    def open(cls, path: str | Path, verify: bool = True, paths: dict[str, str] | None = None) -> Dataset:
+        """Open a dataset folder; raises DatasetError naming the file and the problem.
+
+        ``paths`` replaces info.json's ``data_path`` / ``video_path`` templates (for a folder whose
+        files are not where its info.json says)."""
         root = Path(path)
         if not root.is_dir():
             raise DatasetError(root, "no dataset here (not a folder)")
@@ -144,6 +177,10 @@ class Dataset:
         if not info_path.exists():
             raise DatasetError(info_path, "file is missing: not a LeRobot dataset (or an unfinished one)")
         info = check_info(_read_json(info_path), info_path)
+        for key, tpl in (paths or {}).items():
+            if key not in PATH_OVERRIDES:
+                raise DatasetError(None, f"path override {key!r}: expected one of {', '.join(PATH_OVERRIDES)}")
+            info = {**info, key: tpl}
         version = str(info["codebase_version"])
         if version.startswith("v3"):
             ds = cls._open_v30(root, info)
@@ -178,6 +215,7 @@ class Dataset:
             template_fields(video_tpl, V30_VIDEO_FIELDS, info_path, "field 'video_path'")
         file_start: dict[Path, int] = {}
         episodes, missing = [], []
+        missing_data: dict[Path, int] = {}
         for f, r in rows:
             for key in ("episode_index", "length", "data/chunk_index", "data/file_index", "dataset_from_index"):
                 if key not in r:
@@ -189,7 +227,7 @@ class Dataset:
                      "file_index": check_int(r, "data/file_index", f, what)}
             dpath = fill_template(root, data_tpl, cells, info_path, "field 'data_path'")
             if not dpath.exists():
-                raise DatasetError(dpath, f"data file of episode {r['episode_index']} is missing")
+                missing_data.setdefault(dpath, int(r["episode_index"]))
             file_start[dpath] = min(file_start.get(dpath, start), start)
             videos = {}
             for k in video_keys:
@@ -206,9 +244,14 @@ class Dataset:
             extra = {k: v for k, v in r.items() if not k.startswith(skip)}
             episodes.append(EpisodeInfo(int(r["episode_index"]), length, _tasks_of(r, f, what),
                                         prov.to_dict() if prov else None, dpath, start, videos, extra))
+        if missing_data:
+            check_layout(root, info_path, "data_path", data_tpl, list(missing_data), set(file_start), ".parquet")
+            dpath, ep = next(iter(missing_data.items()))
+            raise DatasetError(dpath, f"data file of episode {ep} is missing")
         for e in episodes:
             e.row_offset -= file_start[e.data_path]
-        return cls(root, info, episodes, tasks, stats, missing)
+        gone = _missing_videos(root, info_path, episodes, video_tpl, video_keys)
+        return cls(root, info, episodes, tasks, stats, missing, gone)
 
     @classmethod
     def _open_v21(cls, root: Path, info: dict[str, Any]) -> Dataset:
@@ -241,6 +284,7 @@ class Dataset:
         for r in rows:
             check_int(r, "episode_index", ep_path, "episodes.jsonl")
         episodes, missing = [], []
+        listed: dict[Path, bool] = {}
         for r in sorted(rows, key=lambda r: r["episode_index"]):
             e = r["episode_index"]
             what = f"episode {e}"
@@ -248,6 +292,7 @@ class Dataset:
             chunk = e // chunks_size
             dpath = fill_template(root, info["data_path"], {"episode_chunk": chunk, "episode_index": e}, info_path,
                                   "field 'data_path'")
+            listed[dpath] = dpath.exists()
             if not dpath.exists():
                 missing.append(e)
                 continue
@@ -258,7 +303,10 @@ class Dataset:
                 for k in video_keys
             }
             episodes.append(EpisodeInfo(e, length, _tasks_of(r, ep_path, what), None, dpath, 0, videos))
-        return cls(root, info, episodes, tasks, stats, missing)
+        check_layout(root, info_path, "data_path", info["data_path"], [p for p, ok in listed.items() if not ok],
+                     set(listed), ".parquet")
+        gone = _missing_videos(root, info_path, episodes, info.get("video_path") or "", video_keys)
+        return cls(root, info, episodes, tasks, stats, missing, gone)
 
     def verify(self) -> None:
         """Check files against the metadata: row counts per data file, frame counts per video file."""
@@ -273,8 +321,8 @@ class Dataset:
             if got != expected:
                 raise DatasetError(path, f"holds {got} rows but the episodes table says {expected}")
         for path, expected in frames_by_video.items():
-            if not path.exists():
-                raise DatasetError(path, "video file is missing")
+            if path in self._missing_video:
+                continue
             got = video_frame_count(path)
             if got != expected and not (self.missing_episodes and got > expected):
                 raise DatasetError(path, f"video holds {got} frames but the episodes table says {expected}")
@@ -315,6 +363,18 @@ class Dataset:
     @property
     def episode_indices(self) -> list[int]:
         return [e.index for e in self.episodes]
+
+    def missing_video(self, index: int, key: str) -> MissingVideo | None:
+        """The unreadable video file holding camera ``key`` of episode ``index``, if any."""
+        ref = self.episode(index).videos.get(key)
+        return self._missing_video.get(ref.path) if ref is not None else None
+
+    def _check_video(self, index: int, key: str) -> None:
+        m = self.missing_video(index, key)
+        if m is not None:
+            raise DatasetError(m.path, f"video file is {m.problem}: camera {key!r} of episode {index} cannot be "
+                               f"decoded (listed in missing_videos; low-dimensional data, tasks and stats are "
+                               f"served)")
 
     def episode(self, index: int) -> EpisodeInfo:
         if index not in self._by_index:
@@ -391,6 +451,7 @@ class Dataset:
         if key not in self.camera_keys:
             raise DatasetError(self.root, f"{key!r} is not a camera feature; cameras: {self.camera_keys}")
         if key in e.videos:
+            self._check_video(index, key)
             ref = e.videos[key]
             return decode_range(ref.path, ref.from_timestamp, ref.to_timestamp, self.fps, expected=e.length,
                                 shape=self.features[key]["shape"])
@@ -405,6 +466,7 @@ class Dataset:
         out: dict[str, Any] = {k: v[i] for k, v in cols.items()}
         for key in self.camera_keys:
             if key in e.videos:
+                self._check_video(index, key)
                 ref = e.videos[key]
                 t0 = ref.from_timestamp + i / self.fps
                 out[key] = decode_range(ref.path, t0, t0 + 1 / self.fps, self.fps, expected=1,
@@ -425,6 +487,28 @@ class Dataset:
     def __repr__(self) -> str:
         return (f"Dataset({str(self.root)!r}, {self.version}, episodes={self.num_episodes}, "
                 f"frames={self.num_frames}, fps={self.fps:g})")
+
+
+def _missing_videos(root: Path, info_path: Path, episodes: list[EpisodeInfo], template: str,
+                    cameras: list[str]) -> list[MissingVideo]:
+    """Video files the episodes name that are absent, empty or LFS pointers (in path order); raises
+    when look-alike video files lie where info.json's video_path does not point (`check_layout`)."""
+    holders: dict[Path, tuple[list[str], list[int]]] = {}
+    for e in episodes:
+        for key, ref in e.videos.items():
+            cams, eps = holders.setdefault(ref.path, ([], []))
+            if key not in cams:
+                cams.append(key)
+            if e.index not in eps:
+                eps.append(e.index)
+    out = []
+    for path, (cams, eps) in holders.items():
+        problem = file_problem(path)
+        if problem is not None:
+            out.append(MissingVideo(path, problem, cams, eps))
+    if out:
+        check_layout(root, info_path, "video_path", template, [m.path for m in out], set(holders), ".mp4", cameras)
+    return out
 
 
 def _decode_images(col: pa.ChunkedArray | pa.Array, path: Path, key: str, shape: list[int]) -> np.ndarray:

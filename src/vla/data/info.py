@@ -1,10 +1,12 @@
-"""Summary of a dataset for `vla info`: counts, features, tasks, provenance, size, missing episodes."""
+"""Summary of a dataset for `vla info`: counts, features, tasks, provenance, size, missing episodes and
+video files, and feature names that break LeRobot's conventions."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
+from vla.data.conventions import nonstandard_features
 from vla.data.dataset import Dataset
 
 
@@ -51,4 +53,6 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
         "size_bytes": ds.size_bytes(),
         "missing_episodes": ds.missing_episodes,
         "listed_episodes": ds.num_episodes + len(ds.missing_episodes),
+        "missing_videos": [m.to_json(ds.root) for m in ds.missing_videos],
+        "nonstandard_features": [f.to_json() for f in nonstandard_features(ds.features, require_action=True)],
     }

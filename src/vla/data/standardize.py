@@ -94,6 +94,7 @@ class AlignedEpisode:
     provenance: dict[str, Any]
     timestamps: np.ndarray | None = None  # seconds from the episode start; None = frame_index / fps
     names: dict[str, list[str]] = field(default_factory=dict)  # per-dimension names where the source has them
+    videos: dict[str, Any] = field(default_factory=dict)  # copied cameras (VideoSegment), passed through as is
 
     @property
     def length(self) -> int:

@@ -3,7 +3,9 @@
 The dataset is built in a hidden temporary folder beside the target and renamed into place by
 ``finalize()``; a writer that is killed or raises leaves nothing that opens as a dataset.
 Frames are buffered per episode; ``save_episode`` appends the episode to the current data parquet
-file (one row group per episode) and to one MP4 per camera (many episodes per file).
+file (one row group per episode) and to one MP4 per camera (many episodes per file). Cameras named
+in ``copied_videos`` are not passed per frame: ``save_episode(..., videos={key: VideoSegment})``
+copies their packets from a source file instead of encoding (`vla.data.video.VideoCopier`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from vla.data.provenance import Provenance
 from vla.data.safe_paths import fill_template
 from vla.data.stats import array_stats, image_sample, image_stats, stats_to_json
 from vla.data.tables import column_from_values, tasks_table
-from vla.data.video import CODEC, PIX_FMT, VideoAppender
+from vla.data.video import CODEC, PIX_FMT, StreamCopyError, VideoAppender, VideoCopier, VideoSegment
 
 TMP_MARK = ".vla-tmp-"
 
@@ -84,6 +86,7 @@ class DatasetWriter:
         crf: int = 18,
         video_pix_fmt: str = PIX_FMT,
         extra_info: dict[str, Any] | None = None,
+        copied_videos: tuple[str, ...] | list[str] = (),
     ) -> None:
         self.root = Path(root).absolute()
         check_number(fps, self.root, "fps", positive=True)
@@ -107,6 +110,12 @@ class DatasetWriter:
         self.video_keys = [k for k in self.camera_keys if feats[k]["dtype"] == "video"]
         self.image_keys = [k for k in self.camera_keys if feats[k]["dtype"] == "image"]
         self.numeric_keys = [k for k, v in user_features(feats).items() if not is_visual(v)]
+        self.copied_keys = [k for k in self.video_keys if k in copied_videos]
+        if len(self.copied_keys) != len(set(copied_videos)):
+            raise DatasetError(self.root, f"copied_videos {list(copied_videos)}: every one must be a video feature "
+                               f"(video features: {self.video_keys})")
+        self._frame_features = {k: v for k, v in feats.items() if k not in self.copied_keys}
+        self._video_info: dict[str, dict[str, Any]] = {}
 
         self.root.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_dirs(self.root)
@@ -153,7 +162,7 @@ class DatasetWriter:
             raise DatasetError(self.root, f"frame {len(self._buffer)} of episode {len(self.episodes)}: task must be "
                                "a non-empty string")
         where = f"episode {len(self.episodes)}, frame {len(self._buffer)}"
-        self._buffer.append(check_frame(frame, self.features, where))
+        self._buffer.append(check_frame(frame, self._frame_features, where))
         if task not in self._task_index:
             self._task_index[task] = len(self.tasks)
             self.tasks.append(task)
@@ -166,14 +175,23 @@ class DatasetWriter:
         """Drop the frames buffered for the current episode (e.g. a failed demonstration)."""
         self._buffer, self._buffer_tasks, self._buffer_ts = [], [], []
 
-    def save_episode(self, provenance: Provenance | dict[str, Any]) -> int:
-        """Write the buffered episode with its provenance; returns its episode index."""
+    def save_episode(self, provenance: Provenance | dict[str, Any],
+                     videos: dict[str, VideoSegment] | None = None) -> int:
+        """Write the buffered episode with its provenance; returns its episode index.
+
+        ``videos``: a `VideoSegment` (of as many frames as the episode) for every copied camera."""
         self._check_open()
         prov = Provenance.from_dict(provenance).validate()
         n = len(self._buffer)
         if n == 0:
             raise DatasetError(self.root, f"episode {len(self.episodes)}: no frames added before save_episode")
         ep = len(self.episodes)
+        videos = videos or {}
+        for k in self.copied_keys:
+            if k not in videos or videos[k].frames != n:
+                got = f"{videos[k].frames} frames" if k in videos else "none"
+                raise DatasetError(self.root, f"episode {ep}: copied camera {k!r} needs a video segment of {n} "
+                                   f"frames, got {got}")
         start = self.total_frames
         row: dict[str, Any] = {
             "episode_index": ep,
@@ -207,8 +225,12 @@ class DatasetWriter:
         row["dataset_from_index"] = start
         row["dataset_to_index"] = start + n
         for k in self.video_keys:
-            frames = np.stack([f[k] for f in self._buffer])
-            self._write_video(k, frames, row)
+            if k in self.copied_keys:
+                frames = videos[k].sample  # the frames the statistics sample, decoded from the source
+                self._copy_video(k, videos[k], row)
+            else:
+                frames = np.stack([f[k] for f in self._buffer])
+                self._write_video(k, frames, row)
             self._pixels[k].append(image_sample(frames))
             ep_stats[k] = image_stats(self._pixels[k][-1], n)
         for k in self.image_keys:
@@ -255,6 +277,29 @@ class DatasetWriter:
             h, w, _ = self.features[key]["shape"]
             v = self._videos[key] = VideoAppender(path, self.fps, h, w, crf=self.crf, pix_fmt=self.pix_fmt)
         from_ts, to_ts = v.append(frames)
+        c, f = self._video_pos[key]
+        row[f"videos/{key}/chunk_index"] = c
+        row[f"videos/{key}/file_index"] = f
+        row[f"videos/{key}/from_timestamp"] = from_ts
+        row[f"videos/{key}/to_timestamp"] = to_ts
+
+    def _copy_video(self, key: str, seg: VideoSegment, row: dict[str, Any]) -> None:
+        v = self._videos.get(key)
+        if v is not None and not v.continues(seg) and (v.size_bytes() >= self.video_file_bytes
+                                                       or not v.accepts(seg)):
+            v.close()
+            del self._videos[key]
+            self._video_pos[key] = _next_file(*self._video_pos[key], self.chunks_size)
+            v = None
+        if v is None:
+            c, f = self._video_pos[key]
+            path = fill_template(self.tmp, layout.VIDEO_PATH, {"video_key": key, "chunk_index": c, "file_index": f},
+                                 self.root, "video path")
+            v = self._videos[key] = VideoCopier(path, self.fps, seg.path)
+            if self._video_info.setdefault(key, v.video_info()) != v.video_info():
+                raise StreamCopyError(seg.path, f"camera {key!r}: codec or pixel format {v.video_info()} differs from "
+                                      f"the camera's earlier files {self._video_info[key]}")
+        from_ts, to_ts = v.append(seg)
         c, f = self._video_pos[key]
         row[f"videos/{key}/chunk_index"] = c
         row[f"videos/{key}/file_index"] = f
@@ -331,6 +376,7 @@ class DatasetWriter:
                 v["info"] = {"video.height": h, "video.width": w, "video.codec": codec,
                              "video.pix_fmt": self.pix_fmt, "video.is_depth_map": False, "video.fps": self.fps,
                              "video.channels": c, "has_audio": False}
+                v["info"].update(self._video_info.get(k, {}))  # a copied stream keeps its codec
             features[k] = v
         info = {
             "codebase_version": layout.CODEBASE_VERSION,

@@ -91,7 +91,8 @@ def register(app: typer.Typer) -> None:
         dst: Path = typer.Argument(..., help="New dataset folder (must not exist)."),
         format: str = typer.Option("auto", "--format", help="auto | lerobot | rlds | mcap | hdf5"),
         mapping: Path | None = typer.Option(None, "--mapping", help="YAML/JSON mapping (MCAP topics -> features, "
-                                            "task, fps, HDF5/RLDS keys)."),
+                                            "task, fps, HDF5/RLDS keys; LeRobot: features to rename, "
+                                            "video_path/data_path)."),
         provenance: Path | None = typer.Option(None, "--provenance", help="YAML/JSON: collector_id, "
                                                "collection_method, hardware, calibration, annotation_protocol, "
                                                "license."),
@@ -104,6 +105,11 @@ def register(app: typer.Typer) -> None:
         gripper_threshold: GripperThreshold = None,
         images: bool = typer.Option(False, "--images", help="Store PNG images instead of video."),
         robot_type: str | None = typer.Option(None, "--robot-type"),
+        skip_missing_videos: bool = typer.Option(False, "--skip-missing-videos", help="LeRobot: leave out the "
+                                                 "cameras whose video files are missing (absent, empty, LFS "
+                                                 "pointers) instead of failing; every episode is kept."),
+        reencode: bool = typer.Option(False, "--reencode", help="LeRobot: decode and re-encode videos instead of "
+                                      "copying their streams."),
         as_json: AsJson = False,
     ) -> None:
         """Convert LeRobot / RLDS / MCAP / HDF5 data into a vla dataset (nothing is left at DST on failure)."""
@@ -115,7 +121,8 @@ def register(app: typer.Typer) -> None:
         try:
             with _clean_exit_on_sigterm():
                 report = run(src, dst, format=format, mapping=mapping, provenance=provenance, workers=workers,
-                             standardize=cfg, use_videos=not images, robot_type=robot_type, progress=update)
+                             standardize=cfg, use_videos=not images, robot_type=robot_type, progress=update,
+                             skip_missing_videos=skip_missing_videos, video_copy=False if reencode else None)
         except VlaError as e:
             _fail(e)
         except MemoryError:

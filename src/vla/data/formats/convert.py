@@ -6,6 +6,12 @@ with `DatasetWriter`. The writer builds in a temporary folder and renames at fin
 aborts it, so a failed conversion leaves nothing at ``dst``. Errors name the source file, the
 record/key and what was expected.
 
+Videos of a LeRobot source are stream-copied (packets copied into the new MP4 files, not decoded
+and re-encoded: frame-exact and much faster) when nothing asks for new timing: no ``fps`` other than
+the source's, no ``offsets``, video output. ``video_copy=False`` (``--reencode``) re-encodes anyway; a
+source whose video cannot be copied (not on the 1/fps frame grid, episodes not starting on key frames
+where a copy must start) is re-encoded with a note, or refused when ``video_copy=True``.
+
 Parallelism: `Reader.tasks()` yields small work items in the main process; ``workers > 1`` decodes
 them in a process pool with at most ``2 x workers`` items in flight, results consumed in order, so
 output is deterministic and memory stays bounded by the in-flight episodes. Work items and decoded
@@ -61,6 +67,7 @@ class ConvertReport:
     features: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    copied_videos: list[str] = field(default_factory=list)  # cameras whose packets were copied, not re-encoded
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -123,21 +130,25 @@ def load_mapping(mapping: str | Path | dict[str, Any] | None) -> dict[str, Any]:
     return data
 
 
-def open_reader(src: str | Path, format: str = "auto", mapping: dict[str, Any] | None = None) -> Reader:
+def open_reader(src: str | Path, format: str = "auto", mapping: dict[str, Any] | None = None,
+                skip_missing_videos: bool = False) -> Reader:
     """The reader of ``src``; a malformed source or mapping raises ConversionError, never a traceback."""
     try:
-        return _open_reader(src, format, mapping)
+        return _open_reader(src, format, mapping, skip_missing_videos)
     except MALFORMED as e:
         raise ConversionError(f"{src}: malformed input ({type(e).__name__}: {e})"[:2000]) from e
 
 
-def _open_reader(src: str | Path, format: str = "auto", mapping: dict[str, Any] | None = None) -> Reader:
+def _open_reader(src: str | Path, format: str = "auto", mapping: dict[str, Any] | None = None,
+                 skip_missing_videos: bool = False) -> Reader:
     fmt = detect_format(src) if format == "auto" else format
     mapping = mapping or {}
+    if skip_missing_videos and fmt != "lerobot":
+        raise ConversionError(f"{src}: --skip-missing-videos is for LeRobot sources; this is {fmt}")
     if fmt == "lerobot":
         from vla.data.formats.lerobot import LeRobotReader
 
-        return LeRobotReader(Path(src))
+        return LeRobotReader(Path(src), mapping=mapping, skip_missing_videos=skip_missing_videos)
     if fmt == "rlds":
         from vla.data.formats.rlds import RldsReader
 
@@ -266,7 +277,14 @@ def _prepare(task: Any) -> list[AlignedEpisode]:
             if _WORKER["numeric_only"]:
                 ep.streams = {k: s for k, s in ep.streams.items() if not k.startswith("observation.images.")}
             label = where if i == 0 else f"{where} (episode {i} in it)"
+            if _WORKER["numeric_only"]:
+                ep.videos = {}
             aligned = align(ep, _WORKER["fps"], _WORKER["offsets"], label)
+            for key, seg in ep.videos.items():
+                if seg.frames != aligned.length:
+                    raise ConversionError(f"{label}: {key}: the copied video holds {seg.frames} frames, the aligned "
+                                          f"episode {aligned.length} (a stream copy cannot be resampled)")
+            aligned.videos = dict(ep.videos)
             aligned.source.setdefault("where", label)
             out.append(aligned)
     except MALFORMED as e:
@@ -303,40 +321,90 @@ def convert(src: str | Path, dst: str | Path, format: str = "auto", mapping: str
             provenance: str | Path | dict | None = None, workers: int = 1, fps: float | None = None,
             standardize: StandardizeConfig | None = None, use_videos: bool = True,
             robot_type: str | None = None, overwrite: bool = False,
-            progress: Callable[[int, int], None] | None = None) -> ConvertReport:
+            progress: Callable[[int, int], None] | None = None, skip_missing_videos: bool = False,
+            video_copy: bool | None = None) -> ConvertReport:
     """Convert `src` (LeRobot v2.1/v3.0, RLDS/TFDS, MCAP, HDF5) into our store at `dst`.
 
-    `mapping`: format options (MCAP topics -> features, HDF5/RLDS keys, task, fps); `provenance`: who/how
-    (required unless the source states collector_id and collection_method). `fps` (or
-    ``standardize.fps``) sets the output control rate. Returns a `ConvertReport`.
+    `mapping`: format options (MCAP topics -> features, HDF5/RLDS keys, LeRobot feature renames and path
+    templates, task, fps); `provenance`: who/how (required unless the source states collector_id and
+    collection_method). `fps` (or ``standardize.fps``) sets the output control rate.
+    `skip_missing_videos` (LeRobot): leave out the cameras whose video files are missing instead of
+    failing. `video_copy` (LeRobot): None = copy video streams when possible, True = copy or fail,
+    False = re-encode. Returns a `ConvertReport`.
     """
-    reader = open_reader(src, format, load_mapping(mapping))
+    reader = open_reader(src, format, load_mapping(mapping), skip_missing_videos)
     cfg = standardize or StandardizeConfig()
     if fps is not None:
         cfg = StandardizeConfig(**{**cfg.__dict__, "fps": float(fps)})
     return convert_reader(reader, Path(dst), provenance=provenance, standardize=cfg, workers=workers,
                           use_videos=use_videos, robot_type=robot_type, overwrite=overwrite, progress=progress,
-                          src=str(src))
+                          src=str(src), video_copy=video_copy)
+
+
+def _stream_copy_plan(reader: Reader, cfg: StandardizeConfig, use_videos: bool,
+                      video_copy: bool | None) -> list[str]:
+    """Cameras whose video streams are copied (and turn copying on in the reader), or []."""
+    if video_copy is False:
+        return []
+    why = ""
+    if not hasattr(reader, "enable_stream_copy"):
+        why = f"the source is {reader.info.format}, not LeRobot video"
+    elif not use_videos:
+        why = "images (PNG) were asked for instead of video"
+    elif cfg.fps is not None and abs(cfg.fps - (reader.info.fps or 0)) > 1e-9:
+        why = f"--fps {cfg.fps:g} resamples the {reader.info.fps:g} Hz source"
+    elif cfg.offsets:
+        why = "--offset re-times streams"
+    keys: list[str] = []
+    if not why:
+        keys, why = reader.enable_stream_copy()  # type: ignore[attr-defined]
+    if video_copy and (why or not keys):
+        raise ConversionError(f"stream copy asked for but not possible: {why or 'the source has no video cameras'}")
+    return keys
 
 
 def convert_reader(reader: Reader, dst: Path, provenance: str | Path | dict | None = None,
                    standardize: StandardizeConfig | None = None, workers: int = 1, use_videos: bool = True,
                    robot_type: str | None = None, overwrite: bool = False,
-                   progress: Callable[[int, int], None] | bool | None = None, src: str = "") -> ConvertReport:
-    """Write every episode of `reader` into a new dataset at `dst` (nothing left there on failure)."""
+                   progress: Callable[[int, int], None] | bool | None = None, src: str = "",
+                   video_copy: bool | None = None) -> ConvertReport:
+    """Write every episode of `reader` into a new dataset at `dst` (nothing left there on failure).
+
+    LeRobot videos are stream-copied when possible (see the module docstring and `video_copy`)."""
+    from vla.data.video import StreamCopyError
+
+    cfg = standardize or StandardizeConfig()
+    copy_keys = _stream_copy_plan(reader, cfg, use_videos, video_copy)
+    try:
+        return _convert_reader(reader, dst, provenance, cfg, workers, use_videos, robot_type, overwrite, progress,
+                               src, copy_keys)
+    except StreamCopyError as e:
+        if video_copy:
+            raise ConversionError(f"{src or dst}: stream copy asked for but not possible: {e}") from e
+        reader.disable_stream_copy()  # type: ignore[attr-defined]
+        report = _convert_reader(reader, dst, provenance, cfg, workers, use_videos, robot_type, overwrite, progress,
+                                 src, [])
+        report.notes.append(f"videos re-encoded: a stream copy is not possible here ({e})")
+        return report
+
+
+def _convert_reader(reader: Reader, dst: Path, provenance: str | Path | dict | None, cfg: StandardizeConfig,
+                    workers: int, use_videos: bool, robot_type: str | None, overwrite: bool,
+                    progress: Callable[[int, int], None] | bool | None, src: str,
+                    copy_keys: list[str]) -> ConvertReport:
     import time
 
     from vla.data.errors import DatasetError
+    from vla.data.video import StreamCopyError
     from vla.data.writer import DatasetWriter
 
     t0 = time.perf_counter()
-    cfg = standardize or StandardizeConfig()
     file_prov = load_mapping(provenance)
     info = reader.info
     if Path(dst).exists() and not overwrite:
         raise ConversionError(f"{dst}: already exists (choose a new destination or pass overwrite)")
     report = ConvertReport(src or str(getattr(reader, "root", "")), str(dst), info.format,
-                           notes=list(info.notes))
+                           notes=list(info.notes), copied_videos=list(copy_keys))
     src_mode = ((info.extra.get("action_mode") or {}).get("mode")) or "absolute"
     src_dims = (info.extra.get("action_mode") or {}).get("dims")
     if info.extra.get("normalization") and (cfg.normalize or cfg.action_mode or cfg.binarize_gripper is not None):
@@ -375,25 +443,35 @@ def convert_reader(reader: Reader, dst: Path, provenance: str | Path | dict | No
                 names = {k: s for k, s in _names_of(reader, ep).items()}
                 features = infer_features(AlignedEpisode(frames, ep.tasks, ep.fps, ep.source, ep.provenance),
                                           names, use_videos, info.features)
+                for k in copy_keys:
+                    features[k] = {"dtype": "video", "shape": list(info.features[k]["shape"]),
+                                   "names": ["height", "width", "channels"]}
+                features = dict(sorted(features.items(), key=lambda kv: _feature_order(kv[0])))
                 extra = plan.info()
                 extra["source"] = {"format": info.format, "path": report.src, "dataset": info.dataset_name}
+                for k in ("renamed_features", "dropped_features"):
+                    if info.extra.get(k):
+                        extra["source"][k] = info.extra[k]
                 if info.extra.get("normalization"):
                     extra["normalization"] = info.extra["normalization"]
                 writer = DatasetWriter(dst, fps=ep.fps, features=features,
                                        robot_type=robot_type or info.robot_type or "unknown",
                                        embodiment=info.extra.get("embodiment"), use_videos=use_videos,
-                                       overwrite=overwrite, extra_info=extra)
+                                       overwrite=overwrite, extra_info=extra, copied_videos=copy_keys)
                 report.fps = ep.fps
                 report.features = features
             if abs(ep.fps - writer.fps) > 1e-9:
                 raise ConversionError(f"{where}: episode at {ep.fps} Hz, the dataset is {writer.fps} Hz; pass --fps "
                                       "to resample every episode to one rate")
-            frames = _cast(frames, features, where)
+            missing = [k for k in copy_keys if k not in ep.videos]
+            if missing:
+                raise ConversionError(f"{where}: camera(s) {missing} have no video to copy")
+            frames = _cast(frames, {k: v for k, v in features.items() if k not in copy_keys}, where)
             ts = ep.timestamps
             for i in range(ep.length):
                 writer.add_frame({k: v[i] for k, v in frames.items()}, task=ep.tasks[i] or "unspecified task",
                                  timestamp=None if ts is None else float(ts[i]))
-            writer.save_episode(prov)
+            writer.save_episode(prov, videos={k: ep.videos[k] for k in copy_keys})
             report.episodes += 1
             report.frames += ep.length
             if callable(progress):
@@ -401,6 +479,10 @@ def convert_reader(reader: Reader, dst: Path, provenance: str | Path | dict | No
         if writer is None:
             raise ConversionError(f"{report.src}: no episodes found to convert")
         writer.finalize()
+    except StreamCopyError:
+        if writer is not None:
+            writer.abort()
+        raise
     except DatasetError as e:
         if writer is not None:
             writer.abort()
@@ -413,6 +495,8 @@ def convert_reader(reader: Reader, dst: Path, provenance: str | Path | dict | No
         if writer is not None:
             writer.abort()
         raise
+    if copy_keys:
+        report.notes.append(f"videos stream-copied (packets copied, not re-encoded): {copy_keys}")
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
 

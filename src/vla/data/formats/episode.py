@@ -55,6 +55,8 @@ class SourceEpisode:
     source: dict[str, Any] = field(default_factory=dict)  # provenance source: format, path, sha256, ...
     provenance: dict[str, Any] = field(default_factory=dict)  # collector_id etc. when the source says
     streams_aligned: bool = True
+    # cameras whose video is copied, not decoded (`vla.data.video.VideoSegment`, LeRobot sources)
+    videos: dict[str, Any] = field(default_factory=dict)
 
     @property
     def length(self) -> int:
