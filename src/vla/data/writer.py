@@ -27,7 +27,7 @@ from vla.data.features import check_frame, is_visual, user_features, validate_fe
 from vla.data.limits import LIMITS, check_number
 from vla.data.provenance import Provenance
 from vla.data.safe_paths import fill_template
-from vla.data.stats import array_stats, image_sample, image_stats, stats_to_json
+from vla.data.stats import StatsAccumulator, stats_to_json
 from vla.data.tables import column_from_values, tasks_table
 from vla.data.video import CODEC, PIX_FMT, VideoAppender
 
@@ -121,9 +121,8 @@ class DatasetWriter:
         self._buffer: list[dict[str, Any]] = []
         self._buffer_tasks: list[int] = []
         self._buffer_ts: list[float] = []
-        # exact dataset stats for numeric features, sampled pixels for cameras
-        self._numeric_values: dict[str, list[np.ndarray]] = {k: [] for k in self.numeric_keys}
-        self._pixels: dict[str, list[np.ndarray]] = {k: [] for k in self.camera_keys}
+        # dataset stats, streamed: each episode's accumulator is merged in (memory independent of episodes)
+        self._stats = StatsAccumulator()
         # open files
         self._data_pos = (0, 0)
         self._data_writer: pq.ParquetWriter | None = None
@@ -181,7 +180,7 @@ class DatasetWriter:
             "length": n,
         }
         table_cols: dict[str, pa.Array] = {}
-        ep_stats: dict[str, dict[str, np.ndarray]] = {}
+        ep_stats = StatsAccumulator()
         for k in self.numeric_keys:
             spec = self.features[k]
             values = np.stack([f[k] for f in self._buffer]) if spec["dtype"] != "string" else None
@@ -189,8 +188,7 @@ class DatasetWriter:
                 table_cols[k] = pa.array([f[k] for f in self._buffer], type=pa.string())
                 continue
             table_cols[k] = column_from_values(values, spec["dtype"], spec["shape"])
-            self._numeric_values[k].append(values.reshape(n, -1).astype(np.float64))
-            ep_stats[k] = array_stats(values.reshape(n, -1))
+            ep_stats.add_values(k, values.reshape(n, -1))
         for k in self.image_keys:
             table_cols[k] = pa.array(
                 [{"bytes": _png_bytes(f[k]), "path": f"frame_{start + i:09d}.png"} for i, f in enumerate(self._buffer)],
@@ -209,18 +207,16 @@ class DatasetWriter:
         for k in self.video_keys:
             frames = np.stack([f[k] for f in self._buffer])
             self._write_video(k, frames, row)
-            self._pixels[k].append(image_sample(frames))
-            ep_stats[k] = image_stats(self._pixels[k][-1], n)
+            ep_stats.add_images(k, frames)
         for k in self.image_keys:
-            frames = np.stack([f[k] for f in self._buffer])
-            self._pixels[k].append(image_sample(frames))
-            ep_stats[k] = image_stats(self._pixels[k][-1], n)
+            ep_stats.add_images(k, np.stack([f[k] for f in self._buffer]))
         row["meta/episodes/chunk_index"] = 0
         row["meta/episodes/file_index"] = 0
-        for feat, s in ep_stats.items():
+        for feat, s in ep_stats.result().items():
             for stat, v in s.items():
                 row[f"stats/{feat}/{stat}"] = np.asarray(v).reshape(-1).tolist()
         row.update(prov.to_columns())
+        self._stats.merge(ep_stats)
         self.episodes.append(row)
         self.total_frames += n
         self.clear_episode()
@@ -314,14 +310,7 @@ class DatasetWriter:
         cols = {k: [row.get(k) for row in self.episodes] for k in keys}
         pq.write_table(pa.table(cols), episodes_path)
         pq.write_table(tasks_table(self.tasks), self.tmp / layout.TASKS_PATH)
-        stats: dict[str, dict[str, np.ndarray]] = {}
-        for k, vals in self._numeric_values.items():
-            if vals:
-                stats[k] = array_stats(np.concatenate(vals))
-        for k, px in self._pixels.items():
-            if px:
-                stats[k] = image_stats(np.concatenate(px), self.total_frames)
-        write_json_atomic(self.tmp / layout.STATS_PATH, stats_to_json(stats))
+        write_json_atomic(self.tmp / layout.STATS_PATH, stats_to_json(self._stats.result()))
         features = {}
         for k, v in self.features.items():
             v = dict(v)
