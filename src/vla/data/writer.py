@@ -3,7 +3,10 @@
 The dataset is built in a hidden temporary folder beside the target and renamed into place by
 ``finalize()``; a writer that is killed or raises leaves nothing that opens as a dataset.
 Frames are buffered per episode; ``save_episode`` appends the episode to the current data parquet
-file (one row group per episode) and to one MP4 per camera (many episodes per file).
+file and to one MP4 per camera (many episodes per file). Small episodes are gathered into row groups of
+about ``ROW_GROUP_BYTES`` (a row group per episode would grow the open file's footer with every
+episode); the episodes table is spooled to disk (`vla.data.episode_rows`) and the statistics stream
+(`vla.data.stats`), so the writer's memory does not grow with the number of episodes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pyarrow.parquet as pq
 from vla.data import layout
 from vla.data.atomic import write_json_atomic
 from vla.data.embodiment import EmbodimentSpec
+from vla.data.episode_rows import EpisodeRows
 from vla.data.errors import DatasetError
 from vla.data.features import check_frame, is_visual, user_features, validate_features
 from vla.data.limits import LIMITS, check_number
@@ -32,6 +36,7 @@ from vla.data.tables import column_from_values, tasks_table
 from vla.data.video import CODEC, PIX_FMT, VideoAppender
 
 TMP_MARK = ".vla-tmp-"
+ROW_GROUP_BYTES = 256_000  # Arrow bytes of buffered episodes written as one row group
 
 
 def _next_file(chunk: int, file: int, chunks_size: int) -> tuple[int, int]:
@@ -116,7 +121,7 @@ class DatasetWriter:
 
         self.tasks: list[str] = []
         self._task_index: dict[str, int] = {}
-        self.episodes: list[dict[str, Any]] = []
+        self.episodes = EpisodeRows(self.tmp / ".episodes-parts")
         self.total_frames = 0
         self._buffer: list[dict[str, Any]] = []
         self._buffer_tasks: list[int] = []
@@ -127,6 +132,8 @@ class DatasetWriter:
         self._data_pos = (0, 0)
         self._data_writer: pq.ParquetWriter | None = None
         self._data_path: Path | None = None
+        self._pending: list[pa.Table] = []  # episodes not yet written to the data file
+        self._pending_bytes = 0
         self._video_pos = {k: (0, 0) for k in self.video_keys}
         self._videos: dict[str, VideoAppender] = {}
 
@@ -224,18 +231,39 @@ class DatasetWriter:
 
     # -- files -----------------------------------------------------------
     def _write_data(self, table: pa.Table, row: dict[str, Any]) -> None:
-        if self._data_writer is not None and self._data_path.stat().st_size >= self.data_file_bytes:
-            self._data_writer.close()
-            self._data_writer = None
+        if self._data_path is not None and self._data_size() >= self.data_file_bytes:
+            self._close_data()
             self._data_pos = _next_file(*self._data_pos, self.chunks_size)
-        if self._data_writer is None:
+        if self._data_path is None:
             c, f = self._data_pos
             self._data_path = fill_template(self.tmp, layout.DATA_PATH, {"chunk_index": c, "file_index": f},
                                             self.root, "data path")
             self._data_path.parent.mkdir(parents=True, exist_ok=True)
+        self._pending.append(table)
+        self._pending_bytes += table.nbytes
+        row["data/chunk_index"], row["data/file_index"] = self._data_pos
+        if self._pending_bytes >= ROW_GROUP_BYTES:
+            self._flush_data()
+
+    def _data_size(self) -> int:
+        """Bytes of the current data file: written, plus buffered (uncompressed)."""
+        return (self._data_path.stat().st_size if self._data_path.exists() else 0) + self._pending_bytes
+
+    def _flush_data(self) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        if self._data_writer is None:
             self._data_writer = pq.ParquetWriter(self._data_path, table.schema)
         self._data_writer.write_table(table)
-        row["data/chunk_index"], row["data/file_index"] = self._data_pos
+        self._pending, self._pending_bytes = [], 0
+
+    def _close_data(self) -> None:
+        self._flush_data()
+        if self._data_writer is not None:
+            self._data_writer.close()
+        self._data_writer = None
+        self._data_path = None
 
     def _write_video(self, key: str, frames: np.ndarray, row: dict[str, Any]) -> None:
         v = self._videos.get(key)
@@ -267,9 +295,7 @@ class DatasetWriter:
                                    "(call save_episode or clear_episode first)")
             if not self.episodes:
                 raise DatasetError(self.root, "no episodes were saved")
-            if self._data_writer is not None:
-                self._data_writer.close()
-                self._data_writer = None
+            self._close_data()
             for v in self._videos.values():
                 v.close()
             self._videos.clear()
@@ -306,9 +332,7 @@ class DatasetWriter:
     def _write_meta(self) -> None:
         episodes_path = self.tmp / layout.EPISODES_PATH.format(chunk_index=0, file_index=0)
         episodes_path.parent.mkdir(parents=True, exist_ok=True)
-        keys: list[str] = list(dict.fromkeys(k for row in self.episodes for k in row))
-        cols = {k: [row.get(k) for row in self.episodes] for k in keys}
-        pq.write_table(pa.table(cols), episodes_path)
+        self.episodes.write(episodes_path)
         pq.write_table(tasks_table(self.tasks), self.tmp / layout.TASKS_PATH)
         write_json_atomic(self.tmp / layout.STATS_PATH, stats_to_json(self._stats.result()))
         features = {}
