@@ -122,8 +122,9 @@ MCAP_MAPPING = {"fps": 10, "features": {
 
 
 def _rss_mb() -> float:
+    """Current RSS in MiB (like every *_mb figure here)."""
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _peak_rss_mb() -> float:
