@@ -192,13 +192,6 @@ class StatsAccumulator:
         return {k: f.result() for k, f in self.features.items() if f.n > 0}
 
 
-def array_stats(values: np.ndarray) -> dict[str, np.ndarray]:
-    """Statistics over axis 0 of a [N, ...] array (a one-off `FeatureStats`)."""
-    f = FeatureStats()
-    f.add(values)
-    return f.result()
-
-
 def image_sample(frames: np.ndarray) -> np.ndarray:
     """Subsample an episode's frames [T, H, W, 3] uint8 into pixels [N, 3] in [0, 1]."""
     t = frames.shape[0]
