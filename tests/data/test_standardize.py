@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from vla.data import Dataset
 from vla.data.formats.commands import register
+from vla.data.formats.convert import convert
 from vla.data.formats.episode import SourceEpisode, Stream
-from vla.data.normalization import Normalizer
+from vla.data.normalization import DatasetTransform, Normalizer
 from vla.data.standardize import (
     StandardizeConfig,
     align,
@@ -103,6 +104,12 @@ def test_standardize_dataset_normalize_delta_binarize(tmp_path):
     np.testing.assert_array_equal(ds.episode_images(0, "observation.images.front"),
                                   eps[0]["observation.images.front"][::2])
     assert report.episodes == 2
+    # a plain conversion of the result keeps what a policy needs to undo it
+    convert(tmp_path / "std", tmp_path / "copy", use_videos=False)
+    kept = DatasetTransform.from_info(Dataset.open(tmp_path / "copy").info, "copy/meta/info.json")
+    assert kept.delta_dims == [0, 1, 2] and kept.normalizer.modes == {"action": "min_max",
+                                                                      "observation.state": "min_max"}
+    np.testing.assert_array_equal(kept.normalizer.center["action"], norm.center["action"])
     # and back to absolute actions, without normalization
     absolute = tmp_path / "abs"
     with pytest.raises(Exception, match="already normalized"):

@@ -324,7 +324,7 @@ def make_plan(config: StandardizeConfig, stats: dict[str, dict[str, np.ndarray]]
         bad = [d for d in plan.delta_dims if not (0 <= d < min(action_dim, state_dim))]
         if bad:
             raise ConversionError(f"delta dims {bad} out of range (action {action_dim}-D, state {state_dim}-D)")
-    elif mode == "delta":
+    elif (mode or source_action_mode) == "delta":  # already delta: the dims travel with the data
         plan.delta_dims = source_delta_dims
     if config.normalize is not None:
         if not stats:
