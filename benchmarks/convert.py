@@ -1,16 +1,19 @@
-"""Conversion throughput: episodes/s and frames/s for RLDS and MCAP inputs, peak memory (JSON).
+"""Conversion throughput (episodes/s, frames/s) for RLDS and MCAP inputs, and peak memory at several sizes (JSON).
 
-Generates the inputs itself (``--episodes`` small episodes, default 1000):
+Generates the inputs itself, ``--episodes`` small episodes for each size given (default 1000 and 10000):
 
 - RLDS: 4 TFRecord shards, each episode 10 steps of 7-D state/action, a 32x32 JPEG camera, language;
 - MCAP: one ROS 2 file per episode, 1 s of JointState at 100 Hz, CompressedImage (32x32 JPEG) at 30 Hz
   and Float64MultiArray commands at 50 Hz, aligned to 10 Hz (11 frames).
 
-Each conversion runs in a fresh child process (``--run``) so its peak RSS (ru_maxrss of the process
-and of its workers) is its own; RSS is also sampled after 10% and 100% of the episodes to show that
-memory stays bounded as episodes stream through.
+Runs per size: each format with 1 and ``--workers`` decoding processes, and RLDS once more through the
+standardize path (``--normalize quantile --action-mode delta``: a streaming statistics pass, then the
+write). Each conversion runs in a fresh child process (``--run``) so its peak RSS is its own (VmHWM of
+the process; ru_maxrss of its workers); RSS is also sampled after 10% and 100% of the episodes.
+``rss_scaling`` compares each run's peak RSS at the largest size with the smallest: memory that does
+not grow with the number of episodes gives a ratio near 1 (``within_10pct``).
 
-    nice python benchmarks/convert.py --out runs/bench_convert.json [--episodes 1000] [--workers 2]
+    nice python benchmarks/convert.py --out benchmarks/results/convert.json [--episodes 1000 10000] [--workers 2]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -118,13 +122,25 @@ MCAP_MAPPING = {"fps": 10, "features": {
 
 
 def _rss_mb() -> float:
+    """Current RSS in MiB (like every *_mb figure here)."""
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run_one(src: Path, dst: Path, fmt: str, workers: int, total: int) -> dict:
+def _peak_rss_mb() -> float:
+    """This process's peak RSS since it started (VmHWM: unlike ru_maxrss it does not carry over, through
+    fork + exec, the RSS of the process that started it)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def run_one(src: Path, dst: Path, fmt: str, workers: int, total: int, standardize: bool = False) -> dict:
     """Child-process side: one conversion, timed, with memory samples."""
     from vla.data.formats.convert import convert
+    from vla.data.standardize import StandardizeConfig
 
     base = _rss_mb()
     samples: dict[str, float] = {}
@@ -134,46 +150,82 @@ def run_one(src: Path, dst: Path, fmt: str, workers: int, total: int) -> dict:
             samples["rss_mb_at_10pct"] = round(_rss_mb(), 1)
 
     t = time.perf_counter()
+    cfg = StandardizeConfig(normalize="quantile", action_mode="delta") if standardize else None
     r = convert(src, dst, format=fmt, mapping=MCAP_MAPPING if fmt == "mcap" else None, provenance=PROV,
-                workers=workers, progress=progress, fps=10 if fmt == "rlds" else None)
+                workers=workers, progress=progress, fps=10 if fmt == "rlds" else None, standardize=cfg)
     dt = time.perf_counter() - t
     samples["rss_mb_at_100pct"] = round(_rss_mb(), 1)
-    self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    self_peak = _peak_rss_mb()
     child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"format": fmt, "workers": workers, "episodes": r.episodes, "frames": r.frames, "seconds": round(dt, 2),
+    return {"format": fmt, "standardize": "quantile+delta" if standardize else None, "workers": workers,
+            "episodes": r.episodes, "frames": r.frames, "seconds": round(dt, 2),
             "episodes_per_s": round(r.episodes / dt, 1), "frames_per_s": round(r.frames / dt, 1),
             "rss_mb_after_imports": round(base, 1), **samples, "peak_rss_mb": round(self_peak, 1),
             "peak_rss_mb_worker": round(child_peak, 1) if workers > 1 else None}
 
 
+def _convert_in_child(src: Path, dst: Path, fmt: str, workers: int, total: int, standardize: bool) -> dict:
+    cmd = [sys.executable, __file__, "--workers", str(workers), "--run", str(src), str(dst), fmt, str(total)]
+    out = subprocess.run(cmd + (["--standardize"] if standardize else []), capture_output=True, text=True,
+                         check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{fmt} conversion failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rss_scaling(runs: list[dict]) -> list[dict]:
+    """Peak RSS of each configuration at the largest size over the smallest."""
+    out = []
+    configs = dict.fromkeys((r["format"], r["standardize"], r["workers"]) for r in runs)
+    for fmt, std, workers in configs:
+        same = sorted((r for r in runs if (r["format"], r["standardize"], r["workers"]) == (fmt, std, workers)),
+                      key=lambda r: r["episodes"])
+        lo, hi = same[0], same[-1]
+        row = {"format": fmt, "standardize": std, "workers": workers, "episodes": [lo["episodes"], hi["episodes"]],
+               "peak_rss_mb": [lo["peak_rss_mb"], hi["peak_rss_mb"]],
+               "ratio": round(hi["peak_rss_mb"] / lo["peak_rss_mb"], 3)}
+        if workers > 1:
+            row["peak_rss_mb_worker"] = [lo["peak_rss_mb_worker"], hi["peak_rss_mb_worker"]]
+            row["ratio_worker"] = round(hi["peak_rss_mb_worker"] / lo["peak_rss_mb_worker"], 3)
+        row["within_10pct"] = all(abs(row[k] - 1) <= 0.10 for k in ("ratio", "ratio_worker") if k in row)
+        out.append(row)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--episodes", type=int, default=1000)
+    ap.add_argument("--episodes", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--run", nargs=4, metavar=("SRC", "DST", "FORMAT", "TOTAL"), help=argparse.SUPPRESS)
+    ap.add_argument("--standardize", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.run:
         src, dst, fmt, total = args.run
-        print(json.dumps(run_one(Path(src), Path(dst), fmt, args.workers, int(total))))
+        print(json.dumps(run_one(Path(src), Path(dst), fmt, args.workers, int(total), args.standardize)))
         return
-    results = {"episodes": args.episodes, "workers": args.workers, "cpus": os.cpu_count(), "runs": []}
-    with tempfile.TemporaryDirectory(prefix="vla-bench-convert-") as tmp:
-        tmp = Path(tmp)
-        for fmt, make in (("rlds", make_rlds), ("mcap", make_mcap)):
-            t = time.perf_counter()
-            make(tmp / f"{fmt}_src", args.episodes)
-            gen = time.perf_counter() - t
-            for workers in sorted({1, args.workers}):
-                out = subprocess.run([sys.executable, __file__, "--workers", str(workers), "--run",
-                                      str(tmp / f"{fmt}_src"), str(tmp / f"{fmt}_out_{workers}"), fmt,
-                                      str(args.episodes)], capture_output=True, text=True, check=False)
-                if out.returncode != 0:
-                    raise SystemExit(f"{fmt} conversion failed:\n{out.stderr[-3000:]}")
-                run = json.loads(out.stdout.strip().splitlines()[-1])
-                run["generate_seconds"] = round(gen, 1)
-                results["runs"].append(run)
-                print(json.dumps(run), file=sys.stderr)
+    from _machine import machine_info
+
+    results = {"episodes": args.episodes, "workers": args.workers, "machine": machine_info(), "runs": []}
+    for size in args.episodes:
+        with tempfile.TemporaryDirectory(prefix="vla-bench-convert-") as tmp:
+            tmp = Path(tmp)
+            for fmt, make in (("rlds", make_rlds), ("mcap", make_mcap)):
+                t = time.perf_counter()
+                make(tmp / f"{fmt}_src", size)
+                gen = time.perf_counter() - t
+                plan = [(w, False) for w in sorted({1, args.workers})]
+                if fmt == "rlds":
+                    plan.append((args.workers, True))
+                for workers, std in plan:
+                    dst = tmp / f"{fmt}_out_{workers}{'_std' if std else ''}"
+                    run = _convert_in_child(tmp / f"{fmt}_src", dst, fmt, workers, size, std)
+                    run["generate_seconds"] = round(gen, 1)
+                    results["runs"].append(run)
+                    print(json.dumps(run), file=sys.stderr)
+                    shutil.rmtree(dst, ignore_errors=True)
+                shutil.rmtree(tmp / f"{fmt}_src", ignore_errors=True)
+    results["rss_scaling"] = rss_scaling(results["runs"])
     text = json.dumps(results, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

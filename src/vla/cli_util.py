@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import typer
 
-
 EXIT_USAGE = 2  # the exit code of every user-facing error, as click uses for bad usage
 
 

@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 
 from vla.data import Dataset
 from vla.data.formats.commands import register
+from vla.data.formats.convert import convert
 from vla.data.formats.episode import SourceEpisode, Stream
+from vla.data.normalization import DatasetTransform, Normalizer
 from vla.data.standardize import (
-    Normalizer,
     StandardizeConfig,
     align,
     binarize,
@@ -51,7 +52,7 @@ def test_align_overlap_and_offset():
     assert shifted.length == 8 and shifted.frames["a"][0, 0] == pytest.approx(30, abs=1e-4)
 
 
-@pytest.mark.parametrize("mode", ["minmax", "quantile", "meanstd"])
+@pytest.mark.parametrize("mode", ["min_max", "quantile", "mean_std"])
 def test_normalization_reversible(mode):
     rng = np.random.default_rng(0)
     x = rng.normal(3, 5, size=(500, 4)).astype(np.float32)
@@ -61,7 +62,7 @@ def test_normalization_reversible(mode):
                         "q99": np.quantile(x, 0.99, 0)}}
     norm = Normalizer.from_json(json.loads(json.dumps(Normalizer.from_stats(mode, stats).to_json())))
     y = norm.normalize("action", x)
-    if mode != "meanstd":
+    if mode != "mean_std":
         assert y.min() >= -1 and y.max() <= 1
     back = norm.unnormalize("action", y)
     inside = np.ones(len(x), bool) if mode != "quantile" else np.all(
@@ -83,7 +84,7 @@ def test_action_conversions():
 
 def test_standardize_dataset_normalize_delta_binarize(tmp_path):
     eps = write_dataset(tmp_path / "src", lengths=(20, 15), use_videos=False, fps=10)
-    cfg = StandardizeConfig(fps=5, normalize="minmax", action_mode="delta", binarize_gripper=3)
+    cfg = StandardizeConfig(fps=5, normalize="min_max", action_mode="delta", binarize_gripper=3)
     report = standardize_dataset(tmp_path / "src", tmp_path / "std", cfg)
     ds = Dataset.open(tmp_path / "std")
     assert ds.fps == 5 and [e.length for e in ds.episodes] == [10, 8]
@@ -103,6 +104,12 @@ def test_standardize_dataset_normalize_delta_binarize(tmp_path):
     np.testing.assert_array_equal(ds.episode_images(0, "observation.images.front"),
                                   eps[0]["observation.images.front"][::2])
     assert report.episodes == 2
+    # a plain conversion of the result keeps what a policy needs to undo it
+    convert(tmp_path / "std", tmp_path / "copy", use_videos=False)
+    kept = DatasetTransform.from_info(Dataset.open(tmp_path / "copy").info, "copy/meta/info.json")
+    assert kept.delta_dims == [0, 1, 2] and kept.normalizer.modes == {"action": "min_max",
+                                                                      "observation.state": "min_max"}
+    np.testing.assert_array_equal(kept.normalizer.center["action"], norm.center["action"])
     # and back to absolute actions, without normalization
     absolute = tmp_path / "abs"
     with pytest.raises(Exception, match="already normalized"):

@@ -64,7 +64,7 @@ def test_predict_chunk_shape_units_and_resize(policy):
     cfg = policy.config
     chunk = policy.predict_chunk(obs(cfg))
     assert chunk.shape == (cfg.chunk, cfg.action_dim) and chunk.dtype == np.float32
-    lo, hi = policy.stats.action_min, policy.stats.action_max
+    lo, hi = policy.stats.action["min"], policy.stats.action["max"]
     assert np.all(chunk >= lo - 1e-5) and np.all(chunk <= hi + 1e-5)
     assert policy.predict_chunk(obs(cfg, size=48)).shape == (cfg.chunk, cfg.action_dim)  # resized inside
 
@@ -109,7 +109,7 @@ def test_batch_validation(policy):
 
 
 def test_normalization_round_trip(policy):
-    x = torch.tensor(policy.stats.action_min + 0.3 * (policy.stats.action_max - policy.stats.action_min))
+    x = torch.tensor(policy.stats.action["min"] + 0.3 * (policy.stats.action["max"] - policy.stats.action["min"]))
     n = policy.normalizer.action(x)
     assert torch.all(n >= -1) and torch.all(n <= 1)
     torch.testing.assert_close(policy.normalizer.unaction(n), x)

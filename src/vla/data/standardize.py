@@ -22,25 +22,23 @@ Order of operations, applied per episode (`standardize_episode`), then dataset-w
 4. **Action mode.** ``delta``: ``action[t, d] - observation.state[t, d]`` for the delta dims (default:
    every dim shared by action and state, except the gripper dim); ``absolute``: the inverse,
    ``action[t, d] + observation.state[t, d]``. Exactly invertible given the state.
-5. **Normalization** to [-1, 1] of ``normalize_keys`` (default: action and observation.state), one
-   affine map per dimension, ``x_n = (x - center) / scale``:
-
-   - ``minmax``: center = (max + min) / 2, scale = (max - min) / 2;
-   - ``quantile``: center = (q99 + q01) / 2, scale = (q99 - q01) / 2, then clipped to [-1, 1]
-     (values outside [q01, q99] do not come back: that is what the clipping is for);
-   - ``meanstd``: center = mean, scale = std (not bounded to [-1, 1]).
-
-   A dimension with zero spread gets scale 1 (it maps to 0 and comes back exactly). The statistics,
-   center and scale (float64) are stored under ``info.json["vla"]["normalization"]`` so
+5. **Normalization** of ``normalize_keys`` (default: action and observation.state) with a
+   `vla.data.normalization.Normalizer`: ``min_max`` or ``quantile`` to [-1, 1], or ``mean_std``, one affine
+   map per dimension, fit to streaming statistics (`vla.data.stats`) of the data after steps 3 and 4.
+   The statistics, center and scale (float64) are stored under ``info.json["vla"]["normalization"]`` so
    `Normalizer.unnormalize` restores robot units to float32 precision (exactly, up to float32 rounding,
-   except for clipped quantile outliers).
+   except for clipped quantile outliers); a policy trained on the result undoes steps 4 and 5 itself
+   (`vla.data.normalization.DatasetTransform`).
+
+The statistics pass streams: episodes are read once more for it (twice when the gripper extremes come
+from the data), never held in memory together.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,8 +46,9 @@ from typing import Any, Literal
 import numpy as np
 
 from vla.data.formats.episode import TASK_STREAM, ConversionError, SourceEpisode, Stream
+from vla.data.normalization import Normalizer, NormMode, norm_mode
+from vla.data.stats import StatsAccumulator
 
-NormMode = Literal["minmax", "quantile", "meanstd"]
 DEFAULT_NORM_KEYS = ("action", "observation.state")
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
@@ -71,9 +70,7 @@ class StandardizeConfig:
 
     def needs_stats(self) -> bool:
         """True when a first pass over the data is needed (normalization or gripper extremes)."""
-        return self.normalize is not None or (
-            self.binarize_gripper is not None and (self.gripper_values is None or self.gripper_threshold is None)
-        )
+        return self.normalize is not None or (self.binarize_gripper is not None and self.gripper_values is None)
 
     def to_json(self) -> dict[str, Any]:
         return {"fps": self.fps, "offsets": dict(self.offsets), "normalize": self.normalize,
@@ -252,90 +249,6 @@ def _join_parts(frames: dict[str, Any], names: dict[str, list[str]]) -> tuple[di
     return frames, names
 
 
-# -- statistics and normalization ---------------------------------------------------------------
-
-
-class StatsAccumulator:
-    """Dataset statistics of selected keys over a stream of episodes (values kept as float32 for quantiles)."""
-
-    def __init__(self, keys: Iterable[str]) -> None:
-        self.keys = tuple(keys)
-        self._values: dict[str, list[np.ndarray]] = {k: [] for k in self.keys}
-
-    def add(self, frames: dict[str, np.ndarray]) -> None:
-        for k in self.keys:
-            if k in frames:
-                v = np.asarray(frames[k])
-                self._values[k].append(v.reshape(len(v), -1).astype(np.float32))
-
-    def result(self) -> dict[str, dict[str, np.ndarray]]:
-        out = {}
-        for k, vals in self._values.items():
-            if not vals:
-                continue
-            x = np.concatenate(vals).astype(np.float64)
-            out[k] = {"min": x.min(0), "max": x.max(0), "mean": x.mean(0), "std": x.std(0),
-                      "q01": np.quantile(x, 0.01, axis=0), "q99": np.quantile(x, 0.99, axis=0)}
-        return out
-
-
-@dataclass
-class Normalizer:
-    """Per-dimension affine maps ``x_n = (x - center) / scale`` (clipped to [-1, 1] for quantile)."""
-
-    mode: NormMode
-    center: dict[str, np.ndarray]
-    scale: dict[str, np.ndarray]
-    stats: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-
-    @classmethod
-    def from_stats(cls, mode: NormMode, stats: dict[str, dict[str, np.ndarray]]) -> Normalizer:
-        center, scale = {}, {}
-        for k, s in stats.items():
-            if mode == "minmax":
-                lo, hi = np.asarray(s["min"], np.float64), np.asarray(s["max"], np.float64)
-                c, h = (hi + lo) / 2, (hi - lo) / 2
-            elif mode == "quantile":
-                lo, hi = np.asarray(s["q01"], np.float64), np.asarray(s["q99"], np.float64)
-                c, h = (hi + lo) / 2, (hi - lo) / 2
-            elif mode == "meanstd":
-                c, h = np.asarray(s["mean"], np.float64), np.asarray(s["std"], np.float64)
-            else:
-                raise ValueError(f"unknown normalization {mode!r}; expected minmax, quantile or meanstd")
-            center[k], scale[k] = c, np.where(h > 1e-12, h, 1.0)
-        return cls(mode, center, scale, stats)
-
-    def normalize(self, key: str, x: np.ndarray) -> np.ndarray:
-        if key not in self.center:
-            return x
-        flat = np.asarray(x, np.float64).reshape(len(x), -1)
-        y = (flat - self.center[key]) / self.scale[key]
-        if self.mode == "quantile":
-            y = np.clip(y, -1.0, 1.0)
-        return y.astype(np.asarray(x).dtype).reshape(np.shape(x))
-
-    def unnormalize(self, key: str, x: np.ndarray) -> np.ndarray:
-        if key not in self.center:
-            return x
-        flat = np.asarray(x, np.float64).reshape(len(x), -1)
-        return (flat * self.scale[key] + self.center[key]).astype(np.asarray(x).dtype).reshape(np.shape(x))
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: {"mode": self.mode, "center": self.center[k].tolist(), "scale": self.scale[k].tolist(),
-                    "clip": self.mode == "quantile",
-                    "stats": {n: np.asarray(v).tolist() for n, v in self.stats.get(k, {}).items()}}
-                for k in self.center}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Normalizer:
-        if not d:
-            raise ValueError("empty normalization block")
-        mode = next(iter(d.values()))["mode"]
-        return cls(mode, {k: np.asarray(v["center"], np.float64) for k, v in d.items()},
-                   {k: np.asarray(v["scale"], np.float64) for k, v in d.items()},
-                   {k: {n: np.asarray(s) for n, s in v.get("stats", {}).items()} for k, v in d.items()})
-
-
 # -- action conversions ---------------------------------------------------------------------------
 
 
@@ -412,13 +325,16 @@ def make_plan(config: StandardizeConfig, stats: dict[str, dict[str, np.ndarray]]
         bad = [d for d in plan.delta_dims if not (0 <= d < min(action_dim, state_dim))]
         if bad:
             raise ConversionError(f"delta dims {bad} out of range (action {action_dim}-D, state {state_dim}-D)")
-    elif mode == "delta":
+    elif (mode or source_action_mode) == "delta":  # already delta: the dims travel with the data
         plan.delta_dims = source_delta_dims
     if config.normalize is not None:
         if not stats:
             raise ConversionError("normalization needs statistics (none were computed)")
-        plan.normalizer = Normalizer.from_stats(config.normalize, {k: v for k, v in stats.items()
-                                                                   if k in config.normalize_keys})
+        try:
+            plan.normalizer = Normalizer.from_stats(norm_mode(config.normalize, "--normalize"),
+                                                    {k: v for k, v in stats.items() if k in config.normalize_keys})
+        except ValueError as e:
+            raise ConversionError(str(e)) from e
     return plan
 
 
@@ -438,26 +354,46 @@ def transform(frames: dict[str, np.ndarray], plan: Plan, stage: Literal["pre", "
     return out
 
 
-def stats_pass(episodes: Iterable[dict[str, np.ndarray]], config: StandardizeConfig, action_dim: int | None,
-               state_dim: int | None, source_action_mode: str = "absolute",
-               source_delta_dims: list[int] | None = None) -> Plan:
-    """Resolve `config` against the data: `episodes` yields the numeric frames (action, state) of every
-    episode once. Raw action extremes fix the gripper values; normalization statistics are taken after
-    binarization and action-mode conversion, i.e. on what is actually normalized."""
+def stats_pass(episodes: Callable[[], Iterable[dict[str, np.ndarray]]], config: StandardizeConfig,
+               source_action_mode: str = "absolute", source_delta_dims: list[int] | None = None) -> Plan:
+    """Resolve `config` against the data. ``episodes()`` yields the numeric frames (action, state) of every
+    episode, afresh at each call: it is called once, or twice when the gripper extremes come from the data
+    (raw action extremes fix them; normalization statistics are taken after binarization and action-mode
+    conversion, i.e. on what is actually normalized). Memory does not grow with the number of episodes."""
     keys = tuple(dict.fromkeys((ACTION_KEY, STATE_KEY) + tuple(config.normalize_keys)))
-    eps = [{k: np.asarray(f[k], np.float32) for k in keys if k in f} for f in episodes]
-    raw = StatsAccumulator((ACTION_KEY,))
-    for f in eps:
-        raw.add(f)
+    dims: dict[str, int] = {}
+
+    def frames() -> Iterable[dict[str, np.ndarray]]:
+        for f in episodes():
+            out = {k: np.asarray(f[k], np.float32) for k in keys if k in f}
+            for k in (ACTION_KEY, STATE_KEY):
+                if k in out:
+                    dims.setdefault(k, int(np.prod(out[k].shape[1:]) or 1))
+            yield out
+
     no_norm = StandardizeConfig(**{**config.__dict__, "normalize": None})
-    first = make_plan(no_norm, raw.result(), action_dim, state_dim, source_action_mode, source_delta_dims)
+
+    def plan_of(cfg: StandardizeConfig, stats: dict[str, dict[str, np.ndarray]] | None) -> Plan:
+        return make_plan(cfg, stats, dims.get(ACTION_KEY), dims.get(STATE_KEY), source_action_mode,
+                         source_delta_dims)
+
+    first: Plan | None = None
+    if config.binarize_gripper is not None and config.gripper_values is None:
+        raw = StatsAccumulator((ACTION_KEY,))
+        for f in frames():
+            raw.add(f)
+        first = plan_of(no_norm, raw.result())
     if config.normalize is None:
-        return first
+        return first if first is not None else plan_of(no_norm, None)
     post = StatsAccumulator(config.normalize_keys)
-    for f in eps:
+    for f in frames():
+        if first is None:  # the dims are known from the first episode on
+            first = plan_of(no_norm, None)
         post.add(transform(f, first, "pre"))
+    if first is None:
+        raise ConversionError("normalization needs statistics: no episodes to compute them on")
     final = StandardizeConfig(**{**config.__dict__, "gripper_values": first.gripper})
-    plan = make_plan(final, post.result(), action_dim, state_dim, source_action_mode, source_delta_dims)
+    plan = plan_of(final, post.result())
     plan.config = config
     return plan
 

@@ -3,7 +3,10 @@
 The dataset is built in a hidden temporary folder beside the target and renamed into place by
 ``finalize()``; a writer that is killed or raises leaves nothing that opens as a dataset.
 Frames are buffered per episode; ``save_episode`` appends the episode to the current data parquet
-file (one row group per episode) and to one MP4 per camera (many episodes per file). Cameras named
+file and to one MP4 per camera (many episodes per file). Small episodes are gathered into row groups of
+about ``ROW_GROUP_BYTES`` (a row group per episode would grow the open file's footer with every
+episode); the episodes table is spooled to disk (`vla.data.episode_rows`) and the statistics stream
+(`vla.data.stats`), so the writer's memory does not grow with the number of episodes. Cameras named
 in ``copied_videos`` are not passed per frame: ``save_episode(..., videos={key: VideoSegment})``
 copies their packets from a source file instead of encoding (`vla.data.video.VideoCopier`).
 """
@@ -24,16 +27,18 @@ import pyarrow.parquet as pq
 from vla.data import layout
 from vla.data.atomic import write_json_atomic
 from vla.data.embodiment import EmbodimentSpec
+from vla.data.episode_rows import EpisodeRows
 from vla.data.errors import DatasetError
 from vla.data.features import check_frame, is_visual, user_features, validate_features
 from vla.data.limits import LIMITS, check_number
 from vla.data.provenance import Provenance
 from vla.data.safe_paths import fill_template
-from vla.data.stats import array_stats, image_sample, image_stats, stats_to_json
+from vla.data.stats import StatsAccumulator, stats_to_json
 from vla.data.tables import column_from_values, tasks_table
 from vla.data.video import CODEC, PIX_FMT, StreamCopyError, VideoAppender, VideoCopier, VideoSegment
 
 TMP_MARK = ".vla-tmp-"
+ROW_GROUP_BYTES = 256_000  # Arrow bytes of buffered episodes written as one row group
 
 
 def _next_file(chunk: int, file: int, chunks_size: int) -> tuple[int, int]:
@@ -125,18 +130,19 @@ class DatasetWriter:
 
         self.tasks: list[str] = []
         self._task_index: dict[str, int] = {}
-        self.episodes: list[dict[str, Any]] = []
+        self.episodes = EpisodeRows(self.tmp / ".episodes-parts")
         self.total_frames = 0
         self._buffer: list[dict[str, Any]] = []
         self._buffer_tasks: list[int] = []
         self._buffer_ts: list[float] = []
-        # exact dataset stats for numeric features, sampled pixels for cameras
-        self._numeric_values: dict[str, list[np.ndarray]] = {k: [] for k in self.numeric_keys}
-        self._pixels: dict[str, list[np.ndarray]] = {k: [] for k in self.camera_keys}
+        # dataset stats, streamed: each episode's accumulator is merged in (memory independent of episodes)
+        self._stats = StatsAccumulator()
         # open files
         self._data_pos = (0, 0)
         self._data_writer: pq.ParquetWriter | None = None
         self._data_path: Path | None = None
+        self._pending: list[pa.Table] = []  # episodes not yet written to the data file
+        self._pending_bytes = 0
         self._video_pos = {k: (0, 0) for k in self.video_keys}
         self._videos: dict[str, VideoAppender] = {}
 
@@ -199,7 +205,7 @@ class DatasetWriter:
             "length": n,
         }
         table_cols: dict[str, pa.Array] = {}
-        ep_stats: dict[str, dict[str, np.ndarray]] = {}
+        ep_stats = StatsAccumulator()
         for k in self.numeric_keys:
             spec = self.features[k]
             values = np.stack([f[k] for f in self._buffer]) if spec["dtype"] != "string" else None
@@ -207,8 +213,7 @@ class DatasetWriter:
                 table_cols[k] = pa.array([f[k] for f in self._buffer], type=pa.string())
                 continue
             table_cols[k] = column_from_values(values, spec["dtype"], spec["shape"])
-            self._numeric_values[k].append(values.reshape(n, -1).astype(np.float64))
-            ep_stats[k] = array_stats(values.reshape(n, -1))
+            ep_stats.add_values(k, values.reshape(n, -1))
         for k in self.image_keys:
             table_cols[k] = pa.array(
                 [{"bytes": _png_bytes(f[k]), "path": f"frame_{start + i:09d}.png"} for i, f in enumerate(self._buffer)],
@@ -226,23 +231,22 @@ class DatasetWriter:
         row["dataset_to_index"] = start + n
         for k in self.video_keys:
             if k in self.copied_keys:
-                frames = videos[k].sample  # the frames the statistics sample, decoded from the source
                 self._copy_video(k, videos[k], row)
+                # the frames the statistics sample, decoded from the source; they stand for all n frames
+                ep_stats.add_images(k, videos[k].sample, count=n)
             else:
                 frames = np.stack([f[k] for f in self._buffer])
                 self._write_video(k, frames, row)
-            self._pixels[k].append(image_sample(frames))
-            ep_stats[k] = image_stats(self._pixels[k][-1], n)
+                ep_stats.add_images(k, frames)
         for k in self.image_keys:
-            frames = np.stack([f[k] for f in self._buffer])
-            self._pixels[k].append(image_sample(frames))
-            ep_stats[k] = image_stats(self._pixels[k][-1], n)
+            ep_stats.add_images(k, np.stack([f[k] for f in self._buffer]))
         row["meta/episodes/chunk_index"] = 0
         row["meta/episodes/file_index"] = 0
-        for feat, s in ep_stats.items():
+        for feat, s in ep_stats.result().items():
             for stat, v in s.items():
                 row[f"stats/{feat}/{stat}"] = np.asarray(v).reshape(-1).tolist()
         row.update(prov.to_columns())
+        self._stats.merge(ep_stats)
         self.episodes.append(row)
         self.total_frames += n
         self.clear_episode()
@@ -250,18 +254,39 @@ class DatasetWriter:
 
     # -- files -----------------------------------------------------------
     def _write_data(self, table: pa.Table, row: dict[str, Any]) -> None:
-        if self._data_writer is not None and self._data_path.stat().st_size >= self.data_file_bytes:
-            self._data_writer.close()
-            self._data_writer = None
+        if self._data_path is not None and self._data_size() >= self.data_file_bytes:
+            self._close_data()
             self._data_pos = _next_file(*self._data_pos, self.chunks_size)
-        if self._data_writer is None:
+        if self._data_path is None:
             c, f = self._data_pos
             self._data_path = fill_template(self.tmp, layout.DATA_PATH, {"chunk_index": c, "file_index": f},
                                             self.root, "data path")
             self._data_path.parent.mkdir(parents=True, exist_ok=True)
+        self._pending.append(table)
+        self._pending_bytes += table.nbytes
+        row["data/chunk_index"], row["data/file_index"] = self._data_pos
+        if self._pending_bytes >= ROW_GROUP_BYTES:
+            self._flush_data()
+
+    def _data_size(self) -> int:
+        """Bytes of the current data file: written, plus buffered (uncompressed)."""
+        return (self._data_path.stat().st_size if self._data_path.exists() else 0) + self._pending_bytes
+
+    def _flush_data(self) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        if self._data_writer is None:
             self._data_writer = pq.ParquetWriter(self._data_path, table.schema)
         self._data_writer.write_table(table)
-        row["data/chunk_index"], row["data/file_index"] = self._data_pos
+        self._pending, self._pending_bytes = [], 0
+
+    def _close_data(self) -> None:
+        self._flush_data()
+        if self._data_writer is not None:
+            self._data_writer.close()
+        self._data_writer = None
+        self._data_path = None
 
     def _write_video(self, key: str, frames: np.ndarray, row: dict[str, Any]) -> None:
         v = self._videos.get(key)
@@ -316,9 +341,7 @@ class DatasetWriter:
                                    "(call save_episode or clear_episode first)")
             if not self.episodes:
                 raise DatasetError(self.root, "no episodes were saved")
-            if self._data_writer is not None:
-                self._data_writer.close()
-                self._data_writer = None
+            self._close_data()
             for v in self._videos.values():
                 v.close()
             self._videos.clear()
@@ -355,18 +378,9 @@ class DatasetWriter:
     def _write_meta(self) -> None:
         episodes_path = self.tmp / layout.EPISODES_PATH.format(chunk_index=0, file_index=0)
         episodes_path.parent.mkdir(parents=True, exist_ok=True)
-        keys: list[str] = list(dict.fromkeys(k for row in self.episodes for k in row))
-        cols = {k: [row.get(k) for row in self.episodes] for k in keys}
-        pq.write_table(pa.table(cols), episodes_path)
+        self.episodes.write(episodes_path)
         pq.write_table(tasks_table(self.tasks), self.tmp / layout.TASKS_PATH)
-        stats: dict[str, dict[str, np.ndarray]] = {}
-        for k, vals in self._numeric_values.items():
-            if vals:
-                stats[k] = array_stats(np.concatenate(vals))
-        for k, px in self._pixels.items():
-            if px:
-                stats[k] = image_stats(np.concatenate(px), self.total_frames)
-        write_json_atomic(self.tmp / layout.STATS_PATH, stats_to_json(stats))
+        write_json_atomic(self.tmp / layout.STATS_PATH, stats_to_json(self._stats.result()))
         features = {}
         for k, v in self.features.items():
             v = dict(v)

@@ -4,13 +4,13 @@ from .action_queue import ActionQueue, TemporalEnsembler
 from .config import ConfigError, PolicyConfig
 from .heads import HEADS, ActionHead, RegressionHead, build_head, register_head
 from .language import FrozenTextEncoder, LanguageModelNotFound, get_text_encoder
-from .normalize import NormalizationStats, Normalizer
+from .normalize import NormalizationStats, TensorNormalizer
 from .policy import Policy
 from .serialization import PolicyLoadError
 from .vision_hf import VisionModelNotFound
 
 __all__ = [
     "HEADS", "ActionHead", "ActionQueue", "ConfigError", "FrozenTextEncoder", "LanguageModelNotFound",
-    "NormalizationStats", "Normalizer", "Policy", "PolicyConfig", "PolicyLoadError", "RegressionHead",
+    "NormalizationStats", "Policy", "PolicyConfig", "PolicyLoadError", "RegressionHead", "TensorNormalizer",
     "TemporalEnsembler", "VisionModelNotFound", "build_head", "get_text_encoder", "register_head",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vla.data.normalization import NORM_MODES
 from vla.errors import VlaError
 
 
@@ -69,7 +70,8 @@ class PolicyConfig:
     # action head ("regression" now; see vla.models.heads.HEADS)
     head: str = "regression"
 
-    # normalization of the state: "mean_std" or "min_max" (actions are always min-max to [-1, 1])
+    # normalization of the state: "mean_std", "min_max" or "quantile" (vla.data.normalization's modes;
+    # actions are always min_max to [-1, 1])
     state_norm: str = "mean_std"
 
     def __post_init__(self) -> None:
@@ -122,8 +124,8 @@ class PolicyConfig:
             raise ConfigError(f"language_encoder: expected 'minilm' or 'hf', got {self.language_encoder!r}")
         if self.language_encoder == "hf" and not self.language_path:
             raise ConfigError("language_encoder='hf' needs language_path (a local transformers model folder)")
-        if self.state_norm not in ("mean_std", "min_max"):
-            raise ConfigError(f"state_norm: expected 'mean_std' or 'min_max', got {self.state_norm!r}")
+        if self.state_norm not in NORM_MODES:
+            raise ConfigError(f"state_norm: expected one of {', '.join(NORM_MODES)}, got {self.state_norm!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout: expected 0 <= dropout < 1, got {self.dropout}")
         for name in ("instruction_dropout", "word_dropout"):

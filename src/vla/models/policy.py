@@ -1,8 +1,10 @@
 """Policy: images + state + instruction -> a chunk of actions, with normalization and save/load.
 
 Token sequence fed to the transformer: [language tokens | image tokens per camera | state token |
-H action readout tokens]; the action head reads the readout tokens. Inputs arrive in robot units and
-are normalized inside (stats in normalization.json); predictions leave in robot units.
+H action readout tokens]; the action head reads the readout tokens. Observations arrive in robot units and
+are normalized inside; predictions leave in robot units, also for a policy trained on a standardized
+dataset (normalized, delta actions): the way back travels in normalization.json (`vla.models.normalize`).
+Training batches are in the training dataset's units.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from .config import PolicyConfig
 from .heads import build_head
 from .image_ops import random_shift, resize, to_float_nchw
 from .language import FrozenTextEncoder, drop_words, get_text_encoder
-from .normalize import NormalizationStats, Normalizer
+from .normalize import NormalizationStats, TensorNormalizer
 from .serialization import PolicyLoadError, describe_keys, read_policy_folder, write_policy_folder
 from .vision_conv import ConvEncoder
 from .vision_hf import HFVisionEncoder
@@ -56,7 +58,7 @@ class Policy(nn.Module):
                              f"{config.action_dim}")
         self.config = config
         d = config.d_model
-        self.normalizer = Normalizer(normalization, config.state_norm)
+        self.normalizer = TensorNormalizer(normalization, config.state_norm)
         text = get_text_encoder(config.language_encoder, config.language_path)
         self.__dict__["_text"] = text  # plain attribute: never in state_dict, .to(), or DDP
         self.lang_proj = nn.Linear(text.dim, d)
@@ -164,7 +166,8 @@ class Policy(nn.Module):
         return torch.where(drop[:, None, None], null, lang), torch.where(drop[:, None], null_mask, lmask)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Training losses for a batch in robot units (see docs/contracts.md); "loss" is optimized."""
+        """Training losses for a batch in the training dataset's units (see docs/contracts.md); "loss" is
+        optimized."""
         self._check_batch(batch)
         action = batch["action"].to(self.device).float()
         mask = batch.get("action_mask")
@@ -177,13 +180,16 @@ class Policy(nn.Module):
     @torch.inference_mode()
     def predict_chunks(self, images: dict[str, torch.Tensor], state: torch.Tensor,
                        instructions: list[str]) -> torch.Tensor:
-        """Batched inference in eval behaviour (no augmentation, no dropout): [B, H, A] robot units."""
+        """Batched inference in eval behaviour (no augmentation, no dropout): state [B, S] in robot units ->
+        [B, H, A] robot units. On delta dims every step of a chunk is taken against this state."""
         was_training = self.training
         self.eval()
         try:
+            state = state.to(self.device).float()
             features = self.encode({k: v.to(self.device) for k, v in images.items()},
-                                   state.to(self.device), instructions)
-            return self.normalizer.unaction(self.head.predict(features).float())
+                                   self.normalizer.dataset_state(state), instructions)
+            return self.normalizer.robot_actions(self.normalizer.unaction(self.head.predict(features).float()),
+                                                 state)
         finally:
             self.train(was_training)
 
@@ -194,8 +200,24 @@ class Policy(nn.Module):
         return chunk[0].cpu().numpy().astype(np.float32)
 
     def select_action(self, obs: dict[str, Any]) -> np.ndarray:
-        """Next action (float32 [A], robot units) from the action queue or the temporal ensembler."""
-        return np.asarray(self._selector.next(lambda: self.predict_chunk(obs)), dtype=np.float32)
+        """Next action (float32 [A], robot units) from the action queue or the temporal ensembler.
+
+        For a policy trained on delta actions, queued steps are kept as deltas and each is added to the
+        state observed when it is executed (what a delta in the dataset means), not to the state the chunk
+        was predicted from; ``predict_chunk`` has only the latter."""
+        ref = self.normalizer.delta_reference(self._check_obs(obs)[1].numpy()) if self.normalizer.delta_dims else None
+        if ref is None:
+            return np.asarray(self._selector.next(lambda: self.predict_chunk(obs)), dtype=np.float32)
+        dims = self.normalizer.delta_dims
+
+        def deltas() -> np.ndarray:
+            chunk = self.predict_chunk(obs)
+            chunk[:, dims] -= ref
+            return chunk
+
+        action = np.array(self._selector.next(deltas), dtype=np.float32)
+        action[dims] += ref
+        return action
 
     def reset(self) -> None:
         """Forget queued actions / past chunks (call at the start of every episode)."""

@@ -20,7 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from vla.data import Dataset
-from vla.models import NormalizationStats, Policy, PolicyConfig
+from vla.models import Policy, PolicyConfig
 from vla.models.config import ConfigError
 from vla.models.serialization import atomic_write_text
 
@@ -29,6 +29,7 @@ from .cache import TrainingCache, build_cache
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .metrics import MetricsLog
+from .normalization import policy_normalization
 from .optim import EMA, adamw, lr_at
 from .sampler import BatchSampler, Prefetcher
 
@@ -114,9 +115,9 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
     torch.manual_seed(config.seed)
 
+    stats = policy_normalization(config.dataset)  # before the cache: a dataset that cannot be undone stops here
     cache = _prepare_cache(config, config.policy, run, info)
     pcfg = _policy_config(config, cache)
-    stats = NormalizationStats.from_arrays(cache.state, cache.action)
     policy = Policy(pcfg, stats).to(info.device)
     policy.train()
     optimizer = adamw(policy, config.lr, config.weight_decay)

@@ -13,7 +13,7 @@ import typer
 
 # Standardization options shared by `vla convert` and `vla standardize` (same flags, same meaning).
 Fps = Annotated[float | None, typer.Option("--fps", help="Output control rate (resample).")]
-Normalize = Annotated[str | None, typer.Option("--normalize", help="minmax | quantile | meanstd")]
+Normalize = Annotated[str | None, typer.Option("--normalize", help="min_max | quantile | mean_std")]
 Offsets = Annotated[list[str], typer.Option("--offset", help="STREAM=SECONDS latency offset (repeatable).")]
 ActionMode = Annotated[str | None, typer.Option("--action-mode", help="absolute | delta")]
 BinarizeGripper = Annotated[int | None, typer.Option("--binarize-gripper", help="Action dim to binarize.")]
@@ -37,10 +37,11 @@ def _parse_offsets(items: list[str]) -> dict[str, float]:
 
 def _config(fps: float | None, normalize: str | None, offsets: list[str], action_mode: str | None,
             binarize_gripper: int | None, gripper_threshold: float | None):
+    from vla.data.normalization import NORM_MODES
     from vla.data.standardize import StandardizeConfig
 
-    if normalize not in (None, "minmax", "quantile", "meanstd"):
-        raise typer.BadParameter(f"--normalize {normalize!r}: expected minmax, quantile or meanstd")
+    if normalize not in (None, *NORM_MODES):
+        raise typer.BadParameter(f"--normalize {normalize!r}: expected one of {', '.join(NORM_MODES)}")
     if action_mode not in (None, "absolute", "delta"):
         raise typer.BadParameter(f"--action-mode {action_mode!r}: expected absolute or delta")
     return StandardizeConfig(fps=fps, offsets=_parse_offsets(offsets), normalize=normalize,

@@ -411,19 +411,11 @@ def _convert_reader(reader: Reader, dst: Path, provenance: str | Path | dict | N
         raise ConversionError(f"{report.src}: the source is already normalized; standardize the unnormalized data")
     plan: Plan | None = None
     if cfg.needs_stats():
-        numeric = iter_aligned(reader, cfg.fps, cfg.offsets, workers, numeric_only=True)
-        first_dims: dict[str, int] = {}
-
-        def frames_iter() -> Iterator[dict[str, np.ndarray]]:
-            for ep in numeric:
-                for k in (ACTION_KEY, STATE_KEY):
-                    if k in ep.frames:
-                        first_dims.setdefault(k, int(np.prod(np.shape(ep.frames[k])[1:]) or 1))
+        def numeric() -> Iterator[dict[str, np.ndarray]]:  # one more pass over the source per call
+            for ep in iter_aligned(reader, cfg.fps, cfg.offsets, workers, numeric_only=True):
                 yield ep.frames
 
-        eps = list(frames_iter())
-        plan = stats_pass(eps, cfg, first_dims.get(ACTION_KEY), first_dims.get(STATE_KEY), src_mode, src_dims)
-        del eps
+        plan = stats_pass(numeric, cfg, src_mode, src_dims)
     writer: Any = None
     features: dict[str, dict[str, Any]] = {}
     try:
