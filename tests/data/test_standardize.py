@@ -10,19 +10,13 @@ import typer
 from typer.testing import CliRunner
 
 from vla.data import Dataset
+from vla.data.formats.align import align, resample_stream
 from vla.data.formats.commands import register
 from vla.data.formats.convert import convert
 from vla.data.formats.episode import SourceEpisode, Stream
+from vla.data.formats.standardize_run import standardize_dataset
 from vla.data.normalization import DatasetTransform, Normalizer
-from vla.data.standardize import (
-    StandardizeConfig,
-    align,
-    binarize,
-    resample_stream,
-    standardize_dataset,
-    to_absolute,
-    to_delta,
-)
+from vla.data.standardize import StandardizeConfig, binarize, to_absolute, to_delta
 
 from .helpers import write_dataset
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from vla.data import Dataset, DatasetError
-from vla.data.standardize import StandardizeConfig, standardize_dataset
+from vla.data.formats.standardize_run import standardize_dataset
+from vla.data.standardize import StandardizeConfig
 from vla.models import NormalizationStats, Policy
 from vla.serve.client import PolicyClient
 from vla.serve.policy_service import load_policy_service

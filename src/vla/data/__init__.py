@@ -6,16 +6,6 @@ from vla.data.errors import DatasetError, ProvenanceError
 from vla.data.provenance import Provenance
 from vla.data.writer import DatasetWriter
 
-
-def __getattr__(name: str):
-    """Lazy re-exports whose modules import this package (``convert``)."""
-    if name == "convert":
-        from vla.data.formats.convert import convert
-
-        return convert
-    raise AttributeError(f"module 'vla.data' has no attribute {name!r}")
-
-
 __all__ = [
     "Dataset",
     "DatasetError",
@@ -24,5 +14,4 @@ __all__ = [
     "EpisodeInfo",
     "Provenance",
     "ProvenanceError",
-    "convert",
 ]

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from vla.data import Dataset
+from vla.data.formats.align import decode_image
 from vla.data.formats.convert import convert
 from vla.data.formats.episode import ConversionError
 from vla.data.formats.example import parse_example
 from vla.data.formats.rlds import action_order
 from vla.data.formats.tfrecord import iter_records
-from vla.data.standardize import decode_image
 
 from .synth import write_rlds
 

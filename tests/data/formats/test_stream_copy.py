@@ -13,7 +13,8 @@ import pytest
 from vla.data import Dataset, DatasetWriter
 from vla.data.formats.convert import convert
 from vla.data.formats.episode import ConversionError
-from vla.data.standardize import StandardizeConfig, standardize_dataset
+from vla.data.formats.standardize_run import standardize_dataset
+from vla.data.standardize import StandardizeConfig
 
 from ..helpers import FEATURES, PROV, make_episode_arrays, write_dataset
 

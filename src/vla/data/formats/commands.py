@@ -171,7 +171,7 @@ def register(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Resample, align, normalize and convert actions of a dataset into a new one."""
-        from vla.data.standardize import standardize_dataset
+        from vla.data.formats.standardize_run import standardize_dataset
         from vla.errors import VlaError
 
         cfg = _config(fps, normalize, offset, action_mode, binarize_gripper, gripper_threshold)

@@ -1,7 +1,7 @@
 """Convert any supported source into our store: detect, read (in worker processes), align, write.
 
 ``convert(src, dst)`` detects the format, reads episodes through the format's `Reader`, aligns them on
-one control rate (`vla.data.standardize`), optionally normalizes / converts actions, and writes them
+one control rate (`vla.data.formats.align`), optionally normalizes / converts actions, and writes them
 with `DatasetWriter`. The writer builds in a temporary folder and renames at finalize; any error
 aborts it, so a failed conversion leaves nothing at ``dst``. Errors name the source file, the
 record/key and what was expected.
@@ -32,15 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from vla.data.formats.align import AlignedEpisode, align
 from vla.data.formats.base import Reader
 from vla.data.formats.episode import ConversionError
 from vla.data.standardize import (
     ACTION_KEY,
     STATE_KEY,
-    AlignedEpisode,
     Plan,
     StandardizeConfig,
-    align,
     make_plan,
     stats_pass,
     transform,

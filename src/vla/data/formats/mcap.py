@@ -23,7 +23,7 @@ through mcap-protobuf-support, ``json`` with the standard library. The mapping (
 Without ``task``/``instruction`` the reader looks for ``instruction``/``task``/``language_instruction`` in
 any metadata record. Provenance keys (collector_id, collection_method, license, robot, ...) found in a
 metadata record named ``provenance`` are taken as what the source says. Resampling onto the output
-rate follows `vla.data.standardize` (linear for continuous, hold for discrete, nearest-earlier image).
+rate follows `vla.data.formats.align` (linear for continuous, hold for discrete, nearest-earlier image).
 """
 
 from __future__ import annotations
