@@ -17,7 +17,8 @@ from vla.models import NormalizationStats, Policy
 from vla.serve.client import PolicyClient
 from vla.serve.policy_service import load_policy_service
 from vla.serve.server import PolicyServer
-from vla.train import TrainConfig, train
+from vla.train.config import TrainConfig
+from vla.train.loop import train
 
 from .test_train import TINY_POLICY
 from .tiny_dataset import make_dataset
