@@ -26,7 +26,8 @@ def _dataset_embodiment(policy_dir: Path) -> dict[str, Any]:
             info = json.loads((dataset / "meta" / "info.json").read_text())
         except (OSError, KeyError, TypeError, ValueError):
             return {}
-        spec = info.get("vla", {}).get("embodiment", {}) if isinstance(info.get("vla"), dict) else {}
+        spec = info.get("vla", {}).get("embodiment") if isinstance(info.get("vla"), dict) else None
+        spec = spec if isinstance(spec, dict) else {}  # a dataset written without an embodiment has null
         return {"fps": info.get("fps"), "state_names": spec.get("state_names"),
                 "action_names": spec.get("action_names"), "robot_type": info.get("robot_type")}
     return {}
