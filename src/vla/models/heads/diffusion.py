@@ -89,9 +89,13 @@ class MLPDenoiser(nn.Module):
     def context(self, features: torch.Tensor) -> torch.Tensor:
         return self.cond_proj(features.flatten(1))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        temb = self.time_mlp(sincos_embedding(t, self.time_dim).to(x.dtype))
-        h = self.inp(torch.cat([x.flatten(1), temb], dim=-1)) + context
+    def embed_time(self, t: torch.Tensor) -> torch.Tensor:
+        """Times t [N] in [0, 1] -> [N, time_dim]."""
+        return self.time_mlp(sincos_embedding(t, self.time_dim))
+
+    def forward(self, x: torch.Tensor, time_emb: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        time_emb = time_emb.to(x.dtype).expand(x.shape[0], -1)
+        h = self.inp(torch.cat([x.flatten(1), time_emb], dim=-1)) + context
         for block in self.blocks:
             h = h + block(h)
         return self.out(h).view_as(x)
@@ -110,8 +114,9 @@ class DiffusionHead(ActionHead):
         self.denoiser = (MLPDenoiser(d_model, chunk, action_dim, o) if o.denoiser == "mlp" else
                          ChunkDenoiser(d_model, chunk, action_dim, o.width, o.layers, o.heads, o.mlp_ratio))
 
-    def _eps(self, x: torch.Tensor, t: torch.Tensor, context) -> torch.Tensor:
-        return self.denoiser(x, t.float() / self.options.train_steps, context)
+    def _time(self, t: torch.Tensor) -> torch.Tensor:
+        """Embeddings of integer timesteps t [N] (as t / T in [0, 1))."""
+        return self.denoiser.embed_time(t.float() / self.options.train_steps)
 
     def loss(self, features: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         x0 = masked_target(target.float(), mask)
@@ -120,7 +125,7 @@ class DiffusionHead(ActionHead):
         noise = torch.randn_like(x0)
         ab = self.alpha_bar[t][:, None, None]
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-        err = self._eps(x_t, t, self.denoiser.context(features)) - noise
+        err = self.denoiser(x_t, self._time(t), self.denoiser.context(features)) - noise
         return {"loss": masked_mean(err.square(), mask)}
 
     def timesteps(self, steps: int) -> list[int]:
@@ -139,10 +144,11 @@ class DiffusionHead(ActionHead):
         context = self.denoiser.context(features)
         x = randn((b, self.chunk, self.action_dim), features, generator)
         ts = self.timesteps(steps)
+        times = self._time(torch.tensor(ts, device=x.device))
         for i, t in enumerate(ts):
             ab = self.alpha_bar[t]
             ab_prev = self.alpha_bar[ts[i + 1]] if i + 1 < len(ts) else torch.ones_like(ab)
-            eps = self._eps(x, torch.full((b,), t, device=x.device), context).float()
+            eps = self.denoiser(x, times[i:i + 1], context).float()
             x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
             if o.clip_sample > 0:
                 x0 = x0.clamp(-o.clip_sample, o.clip_sample)

@@ -89,16 +89,19 @@ class ChunkExpert(nn.Module):
 
 
 class ChunkDenoiser(nn.Module):
-    """Noisy chunk x [B, H, A] at time t [B] (in [0, 1]) + backbone features -> [B, H, A] (a velocity or
-    a noise estimate). Each chunk token mixes its action with the time embedding through an MLP (pi0),
-    then a non-causal ChunkExpert runs over the H tokens."""
+    """Noisy chunk x [B, H, A] + a time embedding + backbone features -> [B, H, A] (a velocity or a noise
+    estimate). Each chunk token mixes its action with the time through an MLP (pi0's action-time MLP:
+    the action and time projections are summed, then SiLU and a linear layer), then a non-causal
+    ChunkExpert runs over the H tokens. ``embed_time`` is separate so a sampler embeds all its times
+    in one call."""
 
     def __init__(self, d_cond: int, chunk: int, action_dim: int, width: int, layers: int, heads: int,
                  mlp_ratio: float) -> None:
         super().__init__()
         self.width = width
         self.action_in = nn.Linear(action_dim, width)
-        self.time_mlp = nn.Sequential(nn.Linear(2 * width, width), nn.SiLU(), nn.Linear(width, width))
+        self.time_in = nn.Linear(width, width)
+        self.mix_out = nn.Linear(width, width)
         self.pos = nn.Parameter(torch.randn(chunk, width) * 0.02)
         self.expert = ChunkExpert(d_cond, chunk, width, layers, heads, mlp_ratio)
         self.action_out = nn.Linear(width, action_dim)
@@ -106,9 +109,13 @@ class ChunkDenoiser(nn.Module):
     def context(self, features: torch.Tensor) -> list[KV]:
         return self.expert.context(features)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, context: list[KV]) -> torch.Tensor:
+    def embed_time(self, t: torch.Tensor) -> torch.Tensor:
+        """Times t [N] in [0, 1] -> [N, width]."""
+        return self.time_in(sincos_embedding(t, self.width))
+
+    def forward(self, x: torch.Tensor, time_emb: torch.Tensor, context: list[KV]) -> torch.Tensor:
+        """``time_emb`` [B, width] (or [1, width] for a time shared by the batch) from ``embed_time``."""
         h = x.shape[1]
-        temb = sincos_embedding(t, self.width).to(x.dtype)[:, None].expand(-1, h, -1)
-        tokens = self.time_mlp(torch.cat([self.action_in(x), temb], dim=-1)) + self.pos[:h]
+        tokens = self.mix_out(F.silu(self.action_in(x) + time_emb.to(x.dtype)[:, None])) + self.pos[:h]
         out, _ = self.expert(tokens, context)
         return self.action_out(out)

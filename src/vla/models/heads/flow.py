@@ -65,7 +65,7 @@ class FlowHead(ActionHead):
         t = self.sample_time(x0.shape[0], x0.device)
         noise = torch.randn_like(x0)
         x_t = t[:, None, None] * noise + (1 - t[:, None, None]) * x0
-        v = self.expert(x_t, t, self.expert.context(features))
+        v = self.expert(x_t, self.expert.embed_time(t), self.expert.context(features))
         return {"loss": masked_mean((v - (noise - x0)).square(), mask)}
 
     def predict(self, features: torch.Tensor, *, generator: torch.Generator | None = None,
@@ -75,7 +75,7 @@ class FlowHead(ActionHead):
         context = self.expert.context(features)
         x = randn((b, self.chunk, self.action_dim), features, generator)
         dt = 1.0 / steps
+        times = self.expert.embed_time(1.0 - dt * torch.arange(steps, device=x.device))  # t = 1, 1 - dt, ...
         for k in range(steps):
-            t = torch.full((b,), 1.0 - k * dt, device=x.device)
-            x = x - dt * self.expert(x, t, context).float()
+            x = x - dt * self.expert(x, times[k:k + 1], context).float()
         return x
