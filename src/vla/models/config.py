@@ -67,8 +67,12 @@ class PolicyConfig:
     instruction_dropout: float = 0.5
     word_dropout: float = 0.15
 
-    # action head ("regression" now; see vla.models.heads.HEADS)
+    # action head: "regression", "bins", "diffusion" or "flow" (vla.models.heads); ``head_options`` holds
+    # that head's settings (see its Options dataclass, e.g. {"decode": "autoregressive"} for bins). Made
+    # into a config, they are checked and completed with the head's defaults, so config.json records
+    # every setting the head was built with.
     head: str = "regression"
+    head_options: dict[str, Any] = field(default_factory=dict)
 
     # normalization of the state: "mean_std", "min_max" or "quantile" (vla.data.normalization's modes;
     # actions are always min_max to [-1, 1])
@@ -82,7 +86,17 @@ class PolicyConfig:
                     setattr(self, name, float(value))
                 except (TypeError, ValueError) as exc:
                     raise ConfigError(f"{name}: expected a number, got {value!r}") from exc
+        if not isinstance(self.head, str):
+            raise ConfigError(f"head: expected the name of an action head, got {self.head!r}")
+        self.head_options = self.head_config.to_dict()
         self.validate()
+
+    @property
+    def head_config(self) -> Any:
+        """The action head's options dataclass (vla.models.heads.HeadOptions); ConfigError if invalid."""
+        from .heads import parse_head_options  # heads import this module (ConfigError)
+
+        return parse_head_options(self.head, self.head_options)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first inconsistent field."""
@@ -133,6 +147,7 @@ class PolicyConfig:
                 raise ConfigError(f"{name}: expected 0 <= {name} < 1, got {getattr(self, name)}")
         if self.augment_shift < 0:
             raise ConfigError("augment_shift: expected >= 0 pixels")
+        self.head_config  # noqa: B018  (raises ConfigError for an unknown head or a bad option)
 
     # ---- (de)serialization -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -165,5 +180,10 @@ class PolicyConfig:
         return cls.from_json(Path(path).read_text())
 
     def replace(self, **changes: Any) -> PolicyConfig:
-        """A validated copy with some fields changed (unknown names raise ConfigError)."""
-        return PolicyConfig.from_dict({**self.to_dict(), **changes})
+        """A validated copy with some fields changed (unknown names raise ConfigError).
+
+        Changing ``head`` without giving ``head_options`` starts from the new head's defaults."""
+        data = {**self.to_dict(), **changes}
+        if changes.get("head", self.head) != self.head and "head_options" not in changes:
+            data["head_options"] = {}
+        return PolicyConfig.from_dict(data)

@@ -74,8 +74,9 @@ class Policy(nn.Module):
         self.state_proj = nn.Linear(config.state_dim, d)
         self.readouts = nn.Parameter(torch.randn(config.chunk, d) * 0.02)
         self.backbone = Transformer(d, config.layers, config.heads, config.mlp_ratio, config.dropout)
-        self.head = build_head(config.head, d, config.action_dim, config.chunk)
+        self.head = build_head(config.head, d, config.action_dim, config.chunk, config.head_config)
         self._selector = self._build_selector()
+        self._episode_generator: torch.Generator | None = None
 
     # ---- construction --------------------------------------------------------------------------------
     def _build_vision(self) -> nn.Module:
@@ -171,47 +172,64 @@ class Policy(nn.Module):
         self._check_batch(batch)
         action = batch["action"].to(self.device).float()
         mask = batch.get("action_mask")
-        mask = (torch.ones(action.shape[:2], dtype=torch.bool, device=self.device) if mask is None
+        mask = (torch.ones(action.shape, dtype=torch.bool, device=self.device) if mask is None
                 else mask.to(self.device).bool())
+        if mask.ndim == 2:  # [B, H]: time steps only; every action dimension is present
+            mask = mask[..., None].expand(action.shape)
         images = {cam: batch["images"][cam].to(self.device) for cam in self.config.cameras}
         features = self.encode(images, batch["state"].to(self.device), batch["instruction"])
         return self.head.loss(features, self.normalizer.action(action), mask)
 
     @torch.inference_mode()
-    def predict_chunks(self, images: dict[str, torch.Tensor], state: torch.Tensor,
-                       instructions: list[str]) -> torch.Tensor:
+    def predict_chunks(self, images: dict[str, torch.Tensor], state: torch.Tensor, instructions: list[str], *,
+                       generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
         """Batched inference in eval behaviour (no augmentation, no dropout): state [B, S] in robot units ->
-        [B, H, A] robot units. On delta dims every step of a chunk is taken against this state."""
+        [B, H, A] robot units. On delta dims every step of a chunk is taken against this state.
+
+        Sampling heads (diffusion, flow, bins with temperature > 0) draw their noise from ``generator``
+        (None: torch's global RNG) and run ``steps`` steps (None: the head's default)."""
         was_training = self.training
         self.eval()
         try:
             state = state.to(self.device).float()
             features = self.encode({k: v.to(self.device) for k, v in images.items()},
                                    self.normalizer.dataset_state(state), instructions)
-            return self.normalizer.robot_actions(self.normalizer.unaction(self.head.predict(features).float()),
-                                                 state)
+            actions = self.head.predict(features, generator=generator, steps=steps)
+            return self.normalizer.robot_actions(self.normalizer.unaction(actions.float()), state)
         finally:
             self.train(was_training)
 
-    def predict_chunk(self, obs: dict[str, Any]) -> np.ndarray:
-        """One observation dict -> np.ndarray float32 [H, A] in robot units."""
+    def predict_chunk(self, obs: dict[str, Any], *, seed: int | None = None,
+                      generator: torch.Generator | None = None, steps: int | None = None) -> np.ndarray:
+        """One observation dict -> np.ndarray float32 [H, A] in robot units.
+
+        The noise of a sampling head comes from ``generator``, else from a new generator seeded with
+        ``seed`` (the same observation and seed give the same chunk), else from the episode's generator
+        set by ``reset(seed=...)``, else from torch's global RNG."""
         images, state, instruction = self._check_obs(obs)
-        chunk = self.predict_chunks({k: v[None] for k, v in images.items()}, state[None], [instruction])
+        chunk = self.predict_chunks({k: v[None] for k, v in images.items()}, state[None], [instruction],
+                                    generator=self._generator(seed, generator), steps=steps)
         return chunk[0].cpu().numpy().astype(np.float32)
 
-    def select_action(self, obs: dict[str, Any]) -> np.ndarray:
-        """Next action (float32 [A], robot units) from the action queue or the temporal ensembler.
+    def select_action(self, obs: dict[str, Any], *, seed: int | None = None,
+                      generator: torch.Generator | None = None) -> np.ndarray:
+        """Next action (float32 [A], robot units) from the action queue or the temporal ensembler; a new
+        chunk, when one is needed, is predicted with ``seed`` / ``generator`` as in ``predict_chunk``.
 
         For a policy trained on delta actions, queued steps are kept as deltas and each is added to the
         state observed when it is executed (what a delta in the dataset means), not to the state the chunk
         was predicted from; ``predict_chunk`` has only the latter."""
+        if seed is None and generator is None:
+            predict = lambda: self.predict_chunk(obs)  # noqa: E731  (callers may wrap predict_chunk(obs))
+        else:
+            predict = lambda: self.predict_chunk(obs, seed=seed, generator=generator)  # noqa: E731
         ref = self.normalizer.delta_reference(self._check_obs(obs)[1].numpy()) if self.normalizer.delta_dims else None
         if ref is None:
-            return np.asarray(self._selector.next(lambda: self.predict_chunk(obs)), dtype=np.float32)
+            return np.asarray(self._selector.next(predict), dtype=np.float32)
         dims = self.normalizer.delta_dims
 
         def deltas() -> np.ndarray:
-            chunk = self.predict_chunk(obs)
+            chunk = predict()
             chunk[:, dims] -= ref
             return chunk
 
@@ -219,9 +237,20 @@ class Policy(nn.Module):
         action[dims] += ref
         return action
 
-    def reset(self) -> None:
-        """Forget queued actions / past chunks (call at the start of every episode)."""
+    def reset(self, seed: int | None = None) -> None:
+        """Forget queued actions / past chunks (call at the start of every episode). With ``seed``, the
+        chunks of the episode draw their sampling noise from one generator seeded with it, so the
+        episode is reproducible."""
         self._selector.reset()
+        self._episode_generator = None if seed is None else self._seeded(seed)
+
+    def _seeded(self, seed: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(int(seed))
+
+    def _generator(self, seed: int | None, generator: torch.Generator | None) -> torch.Generator | None:
+        if generator is not None:
+            return generator
+        return self._seeded(seed) if seed is not None else self._episode_generator
 
     # ---- validation ----------------------------------------------------------------------------------
     def _check_batch(self, batch: dict[str, Any]) -> None:
@@ -238,9 +267,10 @@ class Policy(nn.Module):
             raise ValueError(f"batch['state']: expected [B, {c.state_dim}], got {tuple(state.shape)}")
         if tuple(action.shape) != (b, c.chunk, c.action_dim):
             raise ValueError(f"batch['action']: expected [{b}, {c.chunk}, {c.action_dim}], got {tuple(action.shape)}")
-        if "action_mask" in batch and tuple(batch["action_mask"].shape) != (b, c.chunk):
-            raise ValueError(f"batch['action_mask']: expected [{b}, {c.chunk}], got "
-                             f"{tuple(batch['action_mask'].shape)}")
+        if "action_mask" in batch and tuple(batch["action_mask"].shape) not in ((b, c.chunk),
+                                                                                (b, c.chunk, c.action_dim)):
+            raise ValueError(f"batch['action_mask']: expected [{b}, {c.chunk}] or [{b}, {c.chunk}, {c.action_dim}], "
+                             f"got {tuple(batch['action_mask'].shape)}")
         if len(batch["instruction"]) != b:
             raise ValueError(f"batch['instruction']: expected {b} strings, got {len(batch['instruction'])}")
         for cam in c.cameras:

@@ -71,6 +71,10 @@ class TrainConfig:
         unknown = sorted(set(self.policy) - _POLICY_FIELDS)
         if unknown:
             raise ConfigError(f"policy: unknown key(s) {unknown}; known keys: {sorted(_POLICY_FIELDS)}")
+        try:  # every policy setting (the action head and its options too) is checked before any work
+            PolicyConfig.from_dict(self.policy)
+        except ConfigError as exc:
+            raise ConfigError(f"policy.{exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -129,7 +133,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """``key=value`` strings (values parsed as YAML: 1e-3, true, null, [a, b]) applied to a dict.
 
-    ``policy.<field>=v`` sets a policy field; a bare PolicyConfig field name (``d_model=192``) too.
+    ``policy.<field>=v`` sets a policy field; a bare PolicyConfig field name (``d_model=192``) too;
+    ``policy.head_options.<option>=v`` (or ``head_options.<option>=v``) one option of the action head.
     """
     out = {**data, "policy": dict(data.get("policy") or {})}
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -139,7 +144,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         key, raw = item.split("=", 1)
         key = key.strip()
         value = parse_value(raw)
-        if key.startswith("policy."):
+        option = key.removeprefix("policy.")
+        if option.startswith("head_options."):
+            options = out["policy"].get("head_options")
+            out["policy"]["head_options"] = {**(options if isinstance(options, dict) else {}),
+                                             option.removeprefix("head_options."): value}
+        elif key.startswith("policy."):
             out["policy"][key.removeprefix("policy.")] = value
         elif key in train_fields and key != "policy":
             out[key] = value

@@ -28,7 +28,7 @@ from . import distributed
 from .cache import TrainingCache, build_cache
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .metrics import MetricsLog
+from .metrics import LossWindow, MetricsLog
 from .normalization import policy_normalization
 from .optim import EMA, adamw, lr_at
 from .sampler import BatchSampler, Prefetcher
@@ -154,7 +154,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
         bar = tqdm(total=end, initial=start, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
     frames_per_step = config.batch_size * info.world_size
     epoch_steps = max(1, cache.num_frames // frames_per_step)
-    window = {"loss": 0.0, "l1": 0.0, "n": 0, "t0": time.perf_counter(), "wait0": 0.0}
+    window = LossWindow(time.perf_counter(), 0.0)
     after_epoch = {"wait": 0.0, "time": 0.0, "steps": 0}
     summary: dict[str, Any] = {}
     run_t0 = time.perf_counter()
@@ -177,24 +177,21 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
             optimizer.step()
             ema.update(policy)
             done = step + 1
-            window["loss"] += float(losses["loss"].detach())
-            window["l1"] += float(losses.get("l1", losses["loss"]).detach())
-            window["n"] += 1
+            window.add(losses)
             if step >= epoch_steps:
                 after_epoch["wait"] += loader.wait_s - wait_before
                 after_epoch["time"] += time.perf_counter() - t_step
                 after_epoch["steps"] += 1
             if done % config.log_every == 0 or done == config.steps:
-                elapsed = time.perf_counter() - window["t0"]
+                elapsed = time.perf_counter() - window.t0
                 record = {
                     "step": done,
                     "epoch": round(done * frames_per_step / cache.num_frames, 3),
-                    "loss": distributed.all_reduce_mean(window["loss"] / window["n"], info),
-                    "l1": distributed.all_reduce_mean(window["l1"] / window["n"], info),
+                    **{k: distributed.all_reduce_mean(v, info) for k, v in window.means().items()},
                     "lr": lr,
                     "grad_norm": float(grad_norm),
-                    "samples_per_s": window["n"] * frames_per_step / elapsed,
-                    "data_wait_frac": (loader.wait_s - window["wait0"]) / elapsed,
+                    "samples_per_s": window.n * frames_per_step / elapsed,
+                    "data_wait_frac": (loader.wait_s - window.wait0) / elapsed,
                     "time_s": round(time.perf_counter() - run_t0, 2),
                 }
                 if log is not None:
@@ -202,7 +199,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
                 if bar is not None:
                     bar.set_postfix(loss=f"{record['loss']:.4f}", sps=f"{record['samples_per_s']:.0f}",
                                     wait=f"{record['data_wait_frac']:.0%}")
-                window = {"loss": 0.0, "l1": 0.0, "n": 0, "t0": time.perf_counter(), "wait0": loader.wait_s}
+                window = LossWindow(time.perf_counter(), loader.wait_s)
             if bar is not None:
                 bar.update(1)
             is_last = done == config.steps
@@ -216,7 +213,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
                 if info.is_main:
                     _run_eval(eval_fn, policy, ema, done, log)
                 distributed.barrier(info)
-            window["t0"] += time.perf_counter() - t_side
+            window.t0 += time.perf_counter() - t_side
         digests = distributed.gather_digests(_weights_digest(policy), info)  # DDP keeps ranks in sync
         if info.is_main and end == config.steps:
             final = Policy(pcfg, stats)

@@ -1,4 +1,5 @@
-"""Run metrics: one JSON object per line in RUN/metrics.jsonl and a PNG loss curve (matplotlib Agg)."""
+"""Run metrics: one JSON object per line in RUN/metrics.jsonl, a PNG loss curve (matplotlib Agg), and the
+window of step losses averaged into each record."""
 
 from __future__ import annotations
 
@@ -6,6 +7,24 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+
+class LossWindow:
+    """Running sums of every loss the head returns (logged by name: "loss" and e.g. "l1", "accuracy")
+    over the steps since the last record, with the clock and data-wait counter at its start."""
+
+    def __init__(self, t0: float, wait0: float) -> None:
+        self.t0, self.wait0, self.n = t0, wait0, 0
+        self.sums: dict[str, float] = {}
+
+    def add(self, losses: dict[str, Any]) -> None:
+        """Add one step's losses (scalar tensors or numbers)."""
+        for key, value in losses.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value.detach() if hasattr(value, "detach") else value)
+        self.n += 1
+
+    def means(self) -> dict[str, float]:
+        return {key: total / self.n for key, total in sorted(self.sums.items())}
 
 
 class MetricsLog:
@@ -37,7 +56,7 @@ class MetricsLog:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-        ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss (L1, normalized)")
+        ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss (normalized)")
         evals = [r for r in records if "eval/success_rate" in r]
         if evals:
             ax2 = ax.twinx()
