@@ -27,11 +27,13 @@ from vla.data.features import check_frame, is_visual, user_features, validate_fe
 from vla.data.limits import LIMITS, check_number
 from vla.data.provenance import Provenance
 from vla.data.safe_paths import fill_template
-from vla.data.stats import array_stats, image_sample, image_stats, stats_to_json
+from vla.data.stats import array_stats, image_sample, image_stats, merge_episode_stats, stats_to_json
 from vla.data.tables import column_from_values, tasks_table
-from vla.data.video import CODEC, PIX_FMT, VideoAppender
+from vla.data.video import CODEC, GOP, PIX_FMT, VideoAppender
+from vla.data.vla_block import embed_vla_block
 
 TMP_MARK = ".vla-tmp-"
+VIDEO_PRESET = "veryfast"  # the x264 preset VideoAppender encodes with (checked by a test)
 
 
 def _next_file(chunk: int, file: int, chunks_size: int) -> tuple[int, int]:
@@ -202,6 +204,8 @@ class DatasetWriter:
         table_cols["episode_index"] = pa.array(np.full(n, ep), type=pa.int64())
         table_cols["index"] = pa.array(np.arange(start, start + n), type=pa.int64())
         table_cols["task_index"] = pa.array(np.asarray(self._buffer_tasks), type=pa.int64())
+        for k in layout.DEFAULT_FEATURES:  # LeRobot keeps stats of the index columns too
+            ep_stats[k] = array_stats(table_cols[k].to_numpy().astype(np.float64))
         ordered = [k for k in self.features if k in table_cols]
         self._write_data(pa.table({k: table_cols[k] for k in ordered}), row)
         row["dataset_from_index"] = start
@@ -321,17 +325,12 @@ class DatasetWriter:
         for k, px in self._pixels.items():
             if px:
                 stats[k] = image_stats(np.concatenate(px), self.total_frames)
+        stats.update(index_column_stats(self.episodes))
         write_json_atomic(self.tmp / layout.STATS_PATH, stats_to_json(stats))
-        features = {}
-        for k, v in self.features.items():
-            v = dict(v)
-            if v["dtype"] == "video":
-                h, w, c = v["shape"]
-                codec = "h264" if CODEC == "libx264" else CODEC
-                v["info"] = {"video.height": h, "video.width": w, "video.codec": codec,
-                             "video.pix_fmt": self.pix_fmt, "video.is_depth_map": False, "video.fps": self.fps,
-                             "video.channels": c, "has_audio": False}
-            features[k] = v
+        features = {k: ({**v, "info": self._video_info(v)} if v["dtype"] == "video" else dict(v))
+                    for k, v in self.features.items()}
+        vla_block = {"format_version": 1, "embodiment": self.embodiment.to_dict() if self.embodiment else None,
+                     **self.extra_info}
         info = {
             "codebase_version": layout.CODEBASE_VERSION,
             "robot_type": self.robot_type,
@@ -339,21 +338,43 @@ class DatasetWriter:
             "total_frames": self.total_frames,
             "total_tasks": len(self.tasks),
             "chunks_size": self.chunks_size,
-            "data_files_size_in_mb": self.data_file_bytes / 1e6,
-            "video_files_size_in_mb": self.video_file_bytes / 1e6,
-            "fps": self.fps if not float(self.fps).is_integer() else int(self.fps),
+            "data_files_size_in_mb": _int_if_whole(self.data_file_bytes / 1e6),
+            "video_files_size_in_mb": _int_if_whole(self.video_file_bytes / 1e6),
+            "fps": _int_if_whole(self.fps),
             "splits": {"train": f"0:{len(self.episodes)}"},
             "data_path": layout.DATA_PATH,
             "video_path": layout.VIDEO_PATH if self.video_keys else None,
-            "features": features,
-            "vla": {"format_version": 1, "embodiment": self.embodiment.to_dict() if self.embodiment else None,
-                    **self.extra_info},
+            "features": embed_vla_block(features, vla_block),
+            "vla": vla_block,
         }
         write_json_atomic(self.tmp / layout.INFO_PATH, info, indent=4)
+
+    def _video_info(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """A video feature's ``info`` with the keys LeRobot 0.6.1 writes (stream facts, then the
+        encoder settings ``VideoAppender`` uses, then ``is_depth_map``)."""
+        h, w, c = spec["shape"]
+        return {"video.height": h, "video.width": w, "video.codec": "h264" if CODEC == "libx264" else CODEC,
+                "video.pix_fmt": self.pix_fmt, "video.fps": _int_if_whole(self.fps), "video.channels": c,
+                "has_audio": False, "video.g": GOP, "video.crf": self.crf, "video.preset": VIDEO_PRESET,
+                "video.fast_decode": 0, "video.video_backend": "pyav", "video.extra_options": {},
+                "is_depth_map": False}
 
     def _check_open(self) -> None:
         if self._closed:
             raise DatasetError(self.root, "writer is already finalized or aborted")
+
+
+def _int_if_whole(x: float) -> int | float:
+    """An int where the value is whole (LeRobot writes fps and file-size settings as ints)."""
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def index_column_stats(episodes: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+    """Dataset stats of the index columns, aggregated from the episodes' ``stats/<column>/*`` as
+    LeRobot aggregates episode stats (exact min/max/mean/std, count-weighted quantiles)."""
+    per = [{k: {s: np.asarray(row[f"stats/{k}/{s}"]) for s in layout.STATS_KEYS} for k in layout.DEFAULT_FEATURES}
+           for row in episodes]
+    return merge_episode_stats(per)
 
 
 def _png_bytes(img: np.ndarray) -> bytes:
