@@ -20,7 +20,7 @@ import numpy as np
 VIDEO_BACKEND = "pyav"   # torchcodec needs a system FFmpeg, which this machine does not have
 REPO_ID = "local/interop"
 
-# what `write` records: 3 episodes, 2 tasks, a 6-d state, a 4-d action, one 48x64 camera
+# what `write` records: 3 episodes, 2 tasks, a 5-d state, a 4-d action, one 48x64 camera
 LENGTHS = (21, 34, 15)
 TASKS = ("stack the red block", "open the top drawer")
 H, W = 48, 64
@@ -38,20 +38,20 @@ def write(root: Path, out: Path) -> None:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     features = {
-        "observation.state": {"dtype": "float32", "shape": (6,), "names": [f"joint_{i}" for i in range(6)]},
+        "observation.state": {"dtype": "float32", "shape": (5,), "names": [f"joint_{i}" for i in range(5)]},
         "action": {"dtype": "float32", "shape": (4,), "names": ["dx", "dy", "dz", "gripper"]},
-        "observation.images.front": {"dtype": "video", "shape": (H, W, 3), "names": ["height", "width", "channels"]},
+        "observation.images.wrist": {"dtype": "video", "shape": (H, W, 3), "names": ["height", "width", "channels"]},
     }
     ds = LeRobotDataset.create(REPO_ID, fps=15, features=features, root=root, robot_type="toy_arm",
                                use_videos=True, video_backend=VIDEO_BACKEND)
     rng = np.random.default_rng(7)
-    cols: dict[str, list[np.ndarray]] = {"observation.state": [], "action": [], "observation.images.front": []}
+    cols: dict[str, list[np.ndarray]] = {"observation.state": [], "action": [], "observation.images.wrist": []}
     tasks = []
     for e, n in enumerate(LENGTHS):
         for t in range(n):
-            frame = {"observation.state": rng.normal(size=6).astype(np.float32),
+            frame = {"observation.state": rng.normal(size=5).astype(np.float32),
                      "action": rng.uniform(-1, 1, size=4).astype(np.float32),
-                     "observation.images.front": _frame_image(t, e), "task": TASKS[e % 2]}
+                     "observation.images.wrist": _frame_image(t, e), "task": TASKS[e % 2]}
             for k in cols:
                 cols[k].append(frame[k])
             tasks.append(frame["task"])

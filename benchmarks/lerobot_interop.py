@@ -49,6 +49,7 @@ FEATURES = {
     "action": {"dtype": "float32", "shape": [4], "names": None},   # names come from the spec
     "observation.images.wrist": {"dtype": "video", "shape": [H, W, 3], "names": ["height", "width", "channels"]},
 }
+CAM = "observation.images.wrist"
 SPEC = EmbodimentSpec(name="interop_arm", robot_type="toy_arm", embodiment_type="fixed_base_arm",
                       action_space="ee_delta_position+gripper", action_names=["dx", "dy", "dz", "gripper"],
                       state_names=["x", "y", "z", "yaw", "gripper"], control_rate_hz=FPS, cameras=["wrist"],
@@ -83,8 +84,10 @@ def ensure_venv(venv: Path, python: Path | None) -> dict[str, Any]:
     """Reuse ``venv`` if it has lerobot 0.6.1, else create it (niced: a multi-GB install)."""
     py = venv / "bin" / "python"
     have = _venv_lerobot(py)
+    record = venv / "vla_install.json"     # how the venv was made, kept for later reuses
     if have is not None and have["lerobot"] == "0.6.1":
-        return {"path": str(venv), "created": False, **have, "size_mb": _du_mb(venv)}
+        made = json.loads(record.read_text()) if record.is_file() else None
+        return {"path": str(venv), "created": False, **have, "size_mb": _du_mb(venv), "install": made}
     base = python or _pyenv_312()
     t0 = time.perf_counter()
     if not py.exists():
@@ -93,8 +96,10 @@ def ensure_venv(venv: Path, python: Path | None) -> dict[str, Any]:
     have = _venv_lerobot(py)
     if have is None or have["lerobot"] != "0.6.1":
         sys.exit(f"error: {venv}: lerobot 0.6.1 did not install (found {have})")
-    return {"path": str(venv), "created": True, "install_seconds": round(time.perf_counter() - t0, 1), **have,
-            "size_mb": _du_mb(venv)}
+    made = {"install_seconds": round(time.perf_counter() - t0, 1), "base_python": str(base),
+            "pip": f"pip install {LEROBOT}", "size_mb": _du_mb(venv)}
+    record.write_text(json.dumps(made))
+    return {"path": str(venv), "created": True, **have, "size_mb": made["size_mb"], "install": made}
 
 
 def lerobot_env(work: Path) -> dict[str, str]:
@@ -178,7 +183,7 @@ def ours_to_lerobot(venv: Path, work: Path) -> dict[str, Any]:
     src = write_ours(root, (24, 31, 17), seed=0)
     _, mine = read_ours(root)
     got, meta = side(venv, work, "read", root, work / "ours_read_by_lerobot")
-    cam = "observation.images.wrist"
+    cam = CAM
     tasks = [e["task"] for e in src for _ in range(len(e["action"]))]
     res = {
         "frames": meta["num_frames"], "episodes": meta["num_episodes"], "lerobot_version": meta["lerobot_version"],
@@ -208,6 +213,10 @@ def _meta_diff(ours: Path, theirs: Path) -> dict[str, Any]:
         "video_info_keys_only_ours": sorted(set(ov) - set(tv)),
         "stats_features_only_lerobot": sorted(set(ts) - set(os_)),
         "stats_features_only_ours": sorted(set(os_) - set(ts)),
+        "stats_keys_differ": {k: sorted(set(ts[k]) ^ set(os_[k])) for k in set(ts) & set(os_)
+                              if set(ts[k]) != set(os_[k])},
+        "stats_shapes_differ": {f"{k}/{s}": [np.shape(os_[k][s]), np.shape(ts[k][s])] for k in set(ts) & set(os_)
+                                for s in set(ts[k]) & set(os_[k]) if np.shape(ts[k][s]) != np.shape(os_[k][s])},
         "size_setting_types": {k: [type(oi[k]).__name__, type(ti[k]).__name__] for k in sizes},
         "lerobot_video_info": tv,
         "ours_video_info": ov,
@@ -223,7 +232,7 @@ def lerobot_to_ours(venv: Path, work: Path) -> dict[str, Any]:
         source = {k: z[k] for k in z.files}
     source_tasks = json.loads((out / "source_tasks.json").read_text())
     ds, mine = read_ours(root)
-    cam = "observation.images.front"
+    cam = CAM
     res = {
         "frames": ds.num_frames, "episodes": ds.num_episodes, "embodiment": ds.embodiment,
         "action_equal": bool(np.array_equal(_cat(mine, "action"), source["action"])),
@@ -261,6 +270,19 @@ def _spec_report(root: Path, expect_block: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _streams(root: Path) -> list[dict[str, Any]]:
+    """Codec, pixel format and frame count of each MP4 (shows whether LeRobot re-encoded, and how)."""
+    import av
+
+    out = []
+    for p in sorted(root.glob("videos/**/*.mp4")):
+        with av.open(str(p)) as c:
+            s = c.streams.video[0]
+            out.append({"file": str(p.relative_to(root)), "codec": s.codec_context.name, "pix_fmt": s.pix_fmt,
+                        "frames": s.frames})
+    return out
+
+
 def edits(venv: Path, work: Path) -> dict[str, Any]:
     a, b = work / "edit_a", work / "edit_b"
     src_a = write_ours(a, (20, 26, 14), seed=1)
@@ -275,6 +297,9 @@ def edits(venv: Path, work: Path) -> dict[str, Any]:
     t_merge = edit(venv, work, "--new_repo_id", "local/edit_merged", "--new_root", str(merged),
                    "--operation.type", "merge", "--operation.repo_ids", "['local/edit_a', 'local/edit_b']",
                    "--operation.roots", f"['{a}', '{b}']")
+    _, dec_a = read_ours(a)
+    _, dec_b = read_ours(b)
+    orig = {"delete_episodes [1]": [dec_a[0], dec_a[2]], "merge a+b": dec_a + dec_b}
     out = {}
     for name, root, expect, secs in (("delete_episodes [1]", deleted, [src_a[0], src_a[2]], t_del),
                                      ("merge a+b", merged, src_a + src_b, t_merge)):
@@ -282,6 +307,8 @@ def edits(venv: Path, work: Path) -> dict[str, Any]:
         rep = _spec_report(root, block)
         rep.update(seconds=secs, episodes=len(mine), values_equal=_kept_equal(mine, expect),
                    episodes_with_provenance=sum(1 for e in mine if e["provenance"]))
+        rep["frames_vs_original_decode"] = _frames_cmp(_cat(mine, CAM), _cat(orig[name], CAM))
+        rep["video_streams"] = _streams(root)
         # LeRobot reads its own edit back (the tool loads it as it finishes; checked again here)
         got, _ = side(venv, work, "read", root, work / f"{root.name}_read_by_lerobot")
         rep["lerobot_reads_it"] = bool(np.array_equal(got["action"], _cat(expect, "action")))
@@ -301,6 +328,14 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     results: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "venv": ensure_venv(venv, args.python)}
+    results["notes"] = [
+        "LeRobot reads with video_backend='pyav': its default, torchcodec, cannot load without a system FFmpeg "
+        "(none here); lerobot-edit-dataset falls back to pyav by itself",
+        "frames are compared as decoded bytes; '_vs_source' is the codec's loss (ours: H.264 4:4:4 CRF 18; "
+        "LeRobot's default: AV1 CRF 30)",
+        "delete_episodes re-encodes a video file that mixes kept and deleted episodes, with the encoder settings "
+        "of the feature's info (video_streams shows codec and pix_fmt after the edit)",
+    ]
     results["ours_to_lerobot"] = ours_to_lerobot(venv, work)
     results["lerobot_to_ours"] = lerobot_to_ours(venv, work)
     results["lerobot_edit_dataset"] = edits(venv, work)

@@ -16,6 +16,7 @@ import pytest
 
 from tests.data.helpers import FEATURES, PROV, make_episode_arrays, write_dataset
 from vla.data import Dataset, DatasetError, DatasetWriter, EmbodimentSpec
+from vla.data.meta_checks import check_info
 from vla.data.video import VideoAppender
 from vla.data.vla_block import embed_vla_block, restore_vla_block
 
@@ -151,3 +152,16 @@ def test_malformed_copy_names_the_field(tmp_path):
     path.write_text(json.dumps(info))
     with pytest.raises(DatasetError, match=r"vla\.embodiment.*str.*expected an object"):
         Dataset.open(tmp_path / "ds")
+
+
+def test_spec_restored_from_an_info_json_lerobot_wrote():
+    # meta/info.json as `lerobot-edit-dataset --operation.type delete_episodes` (0.6.1) wrote it for a
+    # dataset of ours (benchmarks/lerobot_interop.py): no top-level vla block, features kept
+    path = Path(__file__).parent / "fixtures" / "lerobot061_delete_episodes_info.json"
+    raw = json.loads(path.read_text())
+    assert list(raw) == list(LEROBOT_INFO_FIELDS)
+    info = check_info(raw, path)
+    emb = EmbodimentSpec.from_dict(info["vla"]["embodiment"])
+    assert (emb.name, emb.embodiment_type, emb.gripper_dims) == ("interop_arm", "fixed_base_arm", [3])
+    assert emb.action_names == raw["features"]["action"]["names"] == ["dx", "dy", "dz", "gripper"]
+    assert info["vla"]["restored_from"] == "features.action.vla" and "source" not in info["vla"]
