@@ -14,7 +14,7 @@ from vla.data.audit.episode import EpisodeArrays
 
 
 def _curve(lag: float, depth: float = 0.05) -> np.ndarray:
-    """A residual curve over shifts -SHIFT_SEARCH..SHIFT_SEARCH with its minimum at ``lag``."""
+    """A residual curve over shifts -shift_search..shift_search with its minimum at ``lag``."""
     x = np.arange(-ac.TUNING.shift_search, ac.TUNING.shift_search + 1)
     return 1.0 + depth * (x - lag) ** 2
 
