@@ -14,6 +14,7 @@ from typing import Any
 from vla.data.errors import DatasetError
 from vla.data.limits import LIMITS, check_count, check_image, check_number
 from vla.data.safe_paths import check_name
+from vla.data.vla_block import restore_vla_block
 
 MAX_FPS = 100_000.0
 V30_DATA_FIELDS = ("chunk_index", "file_index")
@@ -23,7 +24,10 @@ V21_VIDEO_FIELDS = ("episode_chunk", "video_key", "episode_index")
 
 
 def check_info(info: Any, path: Path) -> dict[str, Any]:
-    """info.json: an object with a version string, a finite fps > 0 and a dict of well-formed features."""
+    """info.json: an object with a version string, a finite fps > 0 and a dict of well-formed features.
+
+    Returns the info with its ``vla`` block restored from the per-feature copy when LeRobot's tools
+    dropped the top-level one (see ``vla.data.vla_block``)."""
     if not isinstance(info, dict):
         raise DatasetError(path, f"expected a JSON object at the top level, got {type(info).__name__}")
     for key in ("codebase_version", "fps", "features"):
@@ -46,6 +50,7 @@ def check_info(info: Any, path: Path) -> dict[str, Any]:
     for key in ("robot_type", "license"):
         if info.get(key) is not None and not isinstance(info[key], str):
             raise DatasetError(path, f"field {key!r} is {info[key]!r}; expected a string")
+    info = restore_vla_block(info, path)
     if info.get("vla") is not None and not isinstance(info["vla"], dict):
         raise DatasetError(path, f"field 'vla' is a {type(info['vla']).__name__}; expected an object")
     emb = (info.get("vla") or {}).get("embodiment")

@@ -35,10 +35,12 @@ from vla.data.provenance import Provenance
 from vla.data.safe_paths import fill_template
 from vla.data.stats import StatsAccumulator, stats_to_json
 from vla.data.tables import column_from_values, tasks_table
-from vla.data.video import CODEC, PIX_FMT, StreamCopyError, VideoAppender, VideoCopier, VideoSegment
+from vla.data.video import CODEC, GOP, PIX_FMT, StreamCopyError, VideoAppender, VideoCopier, VideoSegment
+from vla.data.vla_block import embed_vla_block
 
 TMP_MARK = ".vla-tmp-"
 ROW_GROUP_BYTES = 256_000  # Arrow bytes of buffered episodes written as one row group
+VIDEO_PRESET = "veryfast"  # the x264 preset VideoAppender encodes with (checked by a test)
 
 
 def _next_file(chunk: int, file: int, chunks_size: int) -> tuple[int, int]:
@@ -225,6 +227,8 @@ class DatasetWriter:
         table_cols["episode_index"] = pa.array(np.full(n, ep), type=pa.int64())
         table_cols["index"] = pa.array(np.arange(start, start + n), type=pa.int64())
         table_cols["task_index"] = pa.array(np.asarray(self._buffer_tasks), type=pa.int64())
+        for k in layout.DEFAULT_FEATURES:  # LeRobot keeps stats of the index columns too
+            ep_stats.add_values(k, table_cols[k].to_numpy().astype(np.float64).reshape(n, 1))
         ordered = [k for k in self.features if k in table_cols]
         self._write_data(pa.table({k: table_cols[k] for k in ordered}), row)
         row["dataset_from_index"] = start
@@ -385,13 +389,10 @@ class DatasetWriter:
         for k, v in self.features.items():
             v = dict(v)
             if v["dtype"] == "video":
-                h, w, c = v["shape"]
-                codec = "h264" if CODEC == "libx264" else CODEC
-                v["info"] = {"video.height": h, "video.width": w, "video.codec": codec,
-                             "video.pix_fmt": self.pix_fmt, "video.is_depth_map": False, "video.fps": self.fps,
-                             "video.channels": c, "has_audio": False}
-                v["info"].update(self._video_info.get(k, {}))  # a copied stream keeps its codec
+                v["info"] = {**self._video_feature_info(v), **self._video_info.get(k, {})}  # a copy keeps its codec
             features[k] = v
+        vla_block = {"format_version": 1, "embodiment": self.embodiment.to_dict() if self.embodiment else None,
+                     **self.extra_info}
         info = {
             "codebase_version": layout.CODEBASE_VERSION,
             "robot_type": self.robot_type,
@@ -399,21 +400,35 @@ class DatasetWriter:
             "total_frames": self.total_frames,
             "total_tasks": len(self.tasks),
             "chunks_size": self.chunks_size,
-            "data_files_size_in_mb": self.data_file_bytes / 1e6,
-            "video_files_size_in_mb": self.video_file_bytes / 1e6,
-            "fps": self.fps if not float(self.fps).is_integer() else int(self.fps),
+            "data_files_size_in_mb": _int_if_whole(self.data_file_bytes / 1e6),
+            "video_files_size_in_mb": _int_if_whole(self.video_file_bytes / 1e6),
+            "fps": _int_if_whole(self.fps),
             "splits": {"train": f"0:{len(self.episodes)}"},
             "data_path": layout.DATA_PATH,
             "video_path": layout.VIDEO_PATH if self.video_keys else None,
-            "features": features,
-            "vla": {"format_version": 1, "embodiment": self.embodiment.to_dict() if self.embodiment else None,
-                    **self.extra_info},
+            "features": embed_vla_block(features, vla_block),
+            "vla": vla_block,
         }
         write_json_atomic(self.tmp / layout.INFO_PATH, info, indent=4)
+
+    def _video_feature_info(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """A video feature's ``info`` with the keys LeRobot 0.6.1 writes (stream facts, then the
+        encoder settings ``VideoAppender`` uses, then ``is_depth_map``)."""
+        h, w, c = spec["shape"]
+        return {"video.height": h, "video.width": w, "video.codec": "h264" if CODEC == "libx264" else CODEC,
+                "video.pix_fmt": self.pix_fmt, "video.fps": _int_if_whole(self.fps), "video.channels": c,
+                "has_audio": False, "video.g": GOP, "video.crf": self.crf, "video.preset": VIDEO_PRESET,
+                "video.fast_decode": 0, "video.video_backend": "pyav", "video.extra_options": {},
+                "is_depth_map": False}
 
     def _check_open(self) -> None:
         if self._closed:
             raise DatasetError(self.root, "writer is already finalized or aborted")
+
+
+def _int_if_whole(x: float) -> int | float:
+    """An int where the value is whole (LeRobot writes fps and file-size settings as ints)."""
+    return int(x) if float(x).is_integer() else float(x)
 
 
 def _png_bytes(img: np.ndarray) -> bytes:

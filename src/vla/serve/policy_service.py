@@ -1,7 +1,8 @@
 """Load a saved vla policy for serving: the predict function, the observation spec and the metadata.
 
 Names and the control rate come from the training run's dataset (RUN/train_config.json -> the dataset's
-meta/info.json embodiment spec) when that is still on disk; otherwise generic names and ``fps: None``.
+meta/info.json embodiment spec, restored from its feature copy after a LeRobot edit) when that is still on
+disk; otherwise generic names and ``fps: None``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from vla.data.vla_block import restore_vla_block
+from vla.errors import VlaError
 from vla.serve.obs_schema import ObservationSpec
 
 
@@ -23,8 +26,8 @@ def _dataset_embodiment(policy_dir: Path) -> dict[str, Any]:
             continue
         try:
             dataset = Path(json.loads(cfg.read_text())["dataset"])
-            info = json.loads((dataset / "meta" / "info.json").read_text())
-        except (OSError, KeyError, TypeError, ValueError):
+            info = restore_vla_block(json.loads((dataset / "meta" / "info.json").read_text()))
+        except (OSError, KeyError, TypeError, ValueError, VlaError):
             return {}
         spec = (info.get("vla") or {}).get("embodiment") if isinstance(info.get("vla"), dict) else None
         spec = spec if isinstance(spec, dict) else {}  # a dataset without an embodiment spec stores null

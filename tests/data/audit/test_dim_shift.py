@@ -14,8 +14,8 @@ from vla.data.audit.episode import EpisodeArrays
 
 
 def _curve(lag: float, depth: float = 0.05) -> np.ndarray:
-    """A residual curve over shifts -SHIFT_SEARCH..SHIFT_SEARCH with its minimum at ``lag``."""
-    x = np.arange(-ac.SHIFT_SEARCH, ac.SHIFT_SEARCH + 1)
+    """A residual curve over shifts -shift_search..shift_search with its minimum at ``lag``."""
+    x = np.arange(-ac.TUNING.shift_search, ac.TUNING.shift_search + 1)
     return 1.0 + depth * (x - lag) ** 2
 
 
@@ -28,7 +28,7 @@ def _peers(rng: np.random.Generator) -> ac.RelationThresholds:
     # dim 0: two usual lags (about 0.2 and 2.7-4.7, as pulling a door makes); dim 2: about 0.1 in every peer
     th.dim_lags = {0: list(rng.uniform(-0.2, 0.6, 12)) + list(rng.uniform(2.7, 4.7, 8)),
                    2: list(rng.normal(0.1, 0.1, 20))}
-    assert ac.DIM_LAG_TIGHT < 1.4826 * np.median(np.abs(th.dim_lags[0] - np.median(th.dim_lags[0])))
+    assert ac.TUNING.dim_lag_tight < 1.4826 * np.median(np.abs(th.dim_lags[0] - np.median(th.dim_lags[0])))
     return th
 
 

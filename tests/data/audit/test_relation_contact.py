@@ -91,7 +91,7 @@ def test_incoherent_actions_are_not_a_time_shift():
 
     n = 80
     ep = EpisodeArrays(0, np.arange(n) / 20.0, np.zeros((n, 3)), np.zeros((n, 3)))
-    shifts = np.arange(-ac.SHIFT_SEARCH, ac.SHIFT_SEARCH + 1)
+    shifts = np.arange(-ac.TUNING.shift_search, ac.TUNING.shift_search + 1)
     curve = 1.0 + 0.1 * (shifts + 3.0) ** 2        # best alignment 3 frames late, gain 0.53
     mom = np.tile([0.6, 1.0, 1.0], (len(shifts), 1))   # correlation 0.6 at every shift
     stats = [ac.DimStats(j, 1.5, 2.0, (0, 10), 1.0, 1.4, -3, 1.0, curve.copy(), mom.copy()) for j in range(3)]

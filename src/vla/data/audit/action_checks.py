@@ -5,9 +5,12 @@ The relation-based checks use the dataset's ``ActionModel``. Per episode and exp
 they compute the residual normalised by the dataset's typical residual (1 = a clean episode), the
 slope gamma of the actions against the prediction (1 clean, -1 a sign flip, c a scale error) and
 the alignment shift that fits best (0 clean). ``relation_stats`` returns these numbers;
-``check_relation`` turns them into findings with thresholds set from the dataset's own spread.
+``peer_thresholds`` sets thresholds from the spread of an episode's peers; ``check_relation`` turns
+the numbers into findings in three steps: dims with a sign or scale slip (``sign_scale_dims``), a
+time shift (``shift_verdict``), then actions that disagree with the states (``inconsistency``).
 A time shift is judged on the joint lag of all reliable dims against the peers' lags, and, where
 the peers have two usual joint lags, on the dims whose own lag every peer shares (``dim_shift``).
+Every number these checks are tuned by is a field of ``ActionTuning``.
 """
 
 from __future__ import annotations
@@ -21,14 +24,64 @@ from vla.data.audit.episode import EpisodeArrays
 from vla.data.audit.findings import Finding, make_finding
 from vla.data.audit.runs import mad, merge_ranges, runs
 
-SHIFT_SEARCH = 8          # frames tried either way when looking for a time shift
-RESID_FLOOR = 2.0         # normalized residual above which an episode is inconsistent (minimum)
-ROLL_FLOOR = 3.0          # same for the worst rolling window
-THRESHOLD_FACTOR = 3.0    # thresholds = this x the dataset's median episode (never below the floors)
-OUTLIER_MARGIN = 1.5      # bounds = [q0.5 - m*w, q99.5 + m*w], w = q99 - q1 (1.0 flagged real peak actions of
-#                           a lift demo once a few of the windows that hold them were cut short)
-FLIP_MIN_SHORT = 2        # short gripper segments (dwell < FLIP_DWELL s) that make a flip-flop
-FLIP_DWELL = 0.15
+
+@dataclass(frozen=True)
+class ActionTuning:
+    """The tuning of the action checks (values set on the audit benchmark, docs/results.md)."""
+
+    # relation statistics
+    shift_search: int = 8             # frames tried either way when looking for a time shift
+    min_frames: int = 8               # frames an episode (and finite residuals a dim) needs to be judged
+    window_divisor: int = 8           # rolling window = max(min_frames, length // this)
+    # thresholds from the peers
+    resid_floor: float = 2.0          # normalized residual above which an episode is inconsistent (minimum)
+    roll_floor: float = 3.0           # same for the worst rolling window
+    threshold_factor: float = 3.0     # thresholds = this x the peers' median episode (never below the floors)
+    min_ref_peers: int = 3            # peers needed for a per-dim reference value or a coherence threshold
+    # sign / scale slips
+    gamma_bounds: tuple[float, float] = (0.5, 1.6)  # slope outside -> sign/scale candidate
+    gain: float = 0.7                 # ... when rescaling by the slope cuts the residual below 70 %
+    fixed_resid: float = 1.6          # ... and after undoing the slope the dim looks clean
+    typical_factor: float = 1.5       # (clean: within this x the median residual of the reliable dims)
+    min_slope: float = 0.25           # below this the dim is unrelated (inconsistent), not mis-scaled
+    strong_gain: float = 0.35         # ... or undoing the slope removes most of the residual
+    peer_gres_factor: float = 2.0     # ... or its slope-corrected residual / |slope| is within 2x its peers'
+    sign_scale_min_resid: float = 1.8  # ... and the residual is clearly above a clean episode's
+    min_peer_slope: float = 0.3       # a slope is taken relative to the peers' only above this
+    uniform_slope_ratio: float = 1.25  # several dims off by one factor (within this ratio): one slip
+    reliable_r2: float = 0.8          # dims fitted at least this well drive sign/scale/shift/combined checks
+    # time shift, joint lag
+    shift_gain: float = 0.75          # shifting must cut the joint residual below 75 %
+    shift_min_resid: float = 0.3      # ... of an episode whose residual is above a clean one's
+    min_shift_frames: int = 2         # ... by at least this many frames (no peers: judged against 0)
+    min_lag_peers: int = 4            # with this many peers the lag is judged against theirs instead of 0:
+    shift_min_dev: float = 1.5        # ... at least this many frames from the peers' median lag,
+    lag_tol: float = 1.0              # ... with fewer than lag_usual_frac of the peers within lag_tol frames
+    lag_usual_frac: float = 0.15      # (tasks can have two usual lags)
+    shift_peer_gain: float = 0.9      # ... and a residual below 90 % of the one at the peers' lag
+    shift_strong_gain: float = 0.5    # (below 50 %: flagged even when peers share the lag)
+    # time shift, dim by dim
+    dim_lag_peers: int = 8            # per-dim lags are judged with this many peers, on dims whose peers'
+    dim_lag_tight: float = 0.35       # lags spread less than this (robust sd, frames): shifted when
+    dim_lag_z: float = 6.0            # this many spreads (and shift_min_dev frames) from their median, where
+    dim_lag_gain: float = 0.97        # the dim fits better than at the peers' lag (contact-heavy dims fit
+    #                                   every alignment nearly as badly, so the bar is lower than shift_peer_gain)
+    # coherence (1 - correlation of actions with the predictions)
+    coherence_factor: float = 2.5     # inconsistent when 1 - correlation > this x the peers' median ...
+    coherence_floor: float = 0.15     # ... and above this
+    lockstep_factor: float = 2.0      # residual-only findings need 1 - correlation above 2x the peers' median
+    lockstep_min: float = 0.01        # ... and above this
+    coherence_mode_peers: int = 15    # with this many peers also above coherence_mode_margin x their
+    coherence_mode_quantile: float = 0.85  # 85th percentile (with 15 the 85th percentile lies below the top
+    coherence_mode_margin: float = 1.25    # 2 peers: two mislabelled peers cannot raise it to their own level)
+    # outliers and gripper
+    outlier_margin: float = 1.5       # bounds = [q0.5 - m*w, q99.5 + m*w], w = q99 - q1 (1.0 flagged real peak
+    #                                   actions of a lift demo once a few of the windows that hold them were cut)
+    flip_min_short: int = 2           # short gripper segments (dwell < flip_dwell s) that make a flip-flop
+    flip_dwell: float = 0.15
+
+
+TUNING = ActionTuning()
 
 
 @dataclass
@@ -41,7 +94,7 @@ class DimStats:
     gamma_resid: float  # residual after rescaling by gamma
     shift: int          # best alignment shift (frames); - = actions late (they fit earlier states' motion)
     shift_resid: float
-    shift_curve: np.ndarray | None = None  # RMS residual per shift -SHIFT_SEARCH..SHIFT_SEARCH (same frames)
+    shift_curve: np.ndarray | None = None  # RMS residual per shift -shift_search..shift_search (same frames)
     # centered co-moments of actions and predictions per shift (same frames, in units of the dim's
     # typical residual): sxy[shift], sxx[shift], syy[shift]; pooled over dims they give ``coherence``
     moments: np.ndarray | None = None
@@ -50,6 +103,11 @@ class DimStats:
 def _rms(x: np.ndarray) -> float:
     x = x[np.isfinite(x)]
     return float(np.sqrt((x**2).mean())) if x.size else np.nan
+
+
+def _center(curve: np.ndarray) -> int:
+    """Index of shift 0 in a residual curve over -search..search."""
+    return (len(curve) - 1) // 2
 
 
 def _predictions(model: ActionModel, s: np.ndarray, n: int, shift: int) -> dict[int, np.ndarray]:
@@ -73,21 +131,23 @@ def _predictions(model: ActionModel, s: np.ndarray, n: int, shift: int) -> dict[
     return out
 
 
-def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
+def relation_stats(ep: EpisodeArrays, model: ActionModel, tuning: ActionTuning = TUNING) -> list[DimStats]:
+    t = tuning
     s, a = ep.state, ep.action
-    if s is None or a is None or len(a) < 8 or len(s) < 8:
+    if s is None or a is None or len(a) < t.min_frames or len(s) < t.min_frames:
         return []
     out = []
     n = len(a)
-    win = max(8, n // 8)
-    shifted = {sh: _predictions(model, s, n, -sh) for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1)}
-    trim_all = slice(SHIFT_SEARCH, n - SHIFT_SEARCH) if n > 3 * SHIFT_SEARCH else slice(0, n)
+    search = range(-t.shift_search, t.shift_search + 1)
+    win = max(t.min_frames, n // t.window_divisor)
+    shifted = {sh: _predictions(model, s, n, -sh) for sh in search}
+    trim_all = slice(t.shift_search, n - t.shift_search) if n > 3 * t.shift_search else slice(0, n)
     for j in model.explained:
         d = model.dims[j]
         p = shifted[0][j]
         r = (a[:, j] - p) / d.resid
         ok = np.isfinite(r)
-        if ok.sum() < 8:
+        if ok.sum() < t.min_frames:
             continue
         rr = np.where(ok, r**2, 0.0)
         cnt = np.convolve(ok.astype(float), np.ones(win), "valid")
@@ -102,21 +162,20 @@ def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
         # residual per alignment shift, on the same frames: those every shift can predict (the ends
         # where some shift runs out of states are dropped; the first frames hold the motion onset)
         both = np.isfinite(a[:, j])
-        for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1):
+        for sh in search:
             both &= np.isfinite(shifted[sh][j])
-        trim = both if both.sum() >= 8 else trim_all
-        curve = np.array([_rms(((a[:, j] - shifted[sh][j]) / d.resid)[trim])
-                          for sh in range(-SHIFT_SEARCH, SHIFT_SEARCH + 1)])
-        k_best = int(np.nanargmin(curve)) if np.isfinite(curve).any() else SHIFT_SEARCH
-        base = curve[SHIFT_SEARCH]
-        mom = np.zeros((2 * SHIFT_SEARCH + 1, 3))
-        for i, sh in enumerate(range(-SHIFT_SEARCH, SHIFT_SEARCH + 1)):
+        trim = both if both.sum() >= t.min_frames else trim_all
+        curve = np.array([_rms(((a[:, j] - shifted[sh][j]) / d.resid)[trim]) for sh in search])
+        k_best = int(np.nanargmin(curve)) if np.isfinite(curve).any() else t.shift_search
+        base = curve[t.shift_search]
+        mom = np.zeros((len(search), 3))
+        for i, sh in enumerate(search):
             x, y = a[trim, j] / d.resid, shifted[sh][j][trim] / d.resid
             m = np.isfinite(x) & np.isfinite(y)
             if m.sum() > 3:
                 x, y = x[m] - x[m].mean(), y[m] - y[m].mean()
                 mom[i] = (x * y).sum(), (x * x).sum(), (y * y).sum()
-        out.append(DimStats(j, _rms(r), float(roll[k]), (k, k + win), gamma, g_res, k_best - SHIFT_SEARCH,
+        out.append(DimStats(j, _rms(r), float(roll[k]), (k, k + win), gamma, g_res, k_best - t.shift_search,
                             float(curve[k_best] / base * _rms(r)) if base > 0 else float(curve[k_best]), curve,
                             mom))
     return out
@@ -124,8 +183,8 @@ def relation_stats(ep: EpisodeArrays, model: ActionModel) -> list[DimStats]:
 
 @dataclass
 class RelationThresholds:
-    resid: float = RESID_FLOOR     # on the combined (RMS over reliable dims) whole-episode residual
-    roll: float = ROLL_FLOOR       # on the combined worst-window residual
+    resid: float = TUNING.resid_floor  # on the combined (RMS over reliable dims) whole-episode residual
+    roll: float = TUNING.roll_floor    # on the combined worst-window residual
     gamma_ref: dict[int, float] = field(default_factory=dict)  # usual slope per dim among peers
     gres_ref: dict[int, float] = field(default_factory=dict)   # usual slope-corrected residual per dim
     resid_ref: dict[int, float] = field(default_factory=dict)  # usual residual per dim among peers
@@ -135,35 +194,62 @@ class RelationThresholds:
     coherence_med: float | None = None  # the peers' median ``coherence``
 
 
-GAMMA_BOUNDS = (0.5, 1.6)         # slope outside -> sign/scale candidate
-GAIN = 0.7                        # ... when rescaling by the slope cuts the residual below 70 %
-FIXED_RESID = 1.6                 # ... and after undoing the slope the dim looks clean
-MIN_SLOPE = 0.25                  # below this the dim is unrelated (inconsistent), not mis-scaled
-STRONG_GAIN = 0.35                # ... or undoing the slope removes most of the residual
-PEER_GRES_FACTOR = 2.0           # ... or its slope-corrected residual / |slope| is within 2x its peers'
-SIGN_SCALE_MIN_RESID = 1.8        # ... and the residual is clearly above a clean episode's
-RELIABLE_R2 = 0.8                 # dims fitted at least this well drive sign/scale/shift/combined checks
-SHIFT_GAIN = 0.75                 # shifting must cut the joint residual below 75 %
-SHIFT_MIN_RESID = 0.3             # ... of an episode whose residual is above a clean one's
-MIN_LAG_PEERS = 4                 # with this many peers the lag is judged against theirs instead of 0:
-SHIFT_MIN_DEV = 1.5               # ... at least this many frames from the peers' median lag,
-LAG_TOL = 1.0                     # ... with fewer than LAG_USUAL_FRAC of the peers within LAG_TOL frames
-LAG_USUAL_FRAC = 0.15             # (tasks can have two usual lags)
-SHIFT_PEER_GAIN = 0.9             # ... and a residual below 90 % of the one at the peers' lag
-SHIFT_STRONG_GAIN = 0.5           # (below 50 %: flagged even when peers share the lag)
-DIM_LAG_PEERS = 8                 # per-dim lags are judged with this many peers, on dims whose peers'
-DIM_LAG_TIGHT = 0.35              # lags spread less than this (robust sd, frames): shifted when
-DIM_LAG_Z = 6.0                   # this many spreads (and SHIFT_MIN_DEV frames) from their median, where
-DIM_LAG_GAIN = 0.97               # the dim fits better than at the peers' lag (contact-heavy dims fit
-#                                   every alignment nearly as badly, so the bar is lower than SHIFT_PEER_GAIN)
-COHERENCE_FACTOR = 2.5            # inconsistent when 1 - correlation > this x the peers' median ...
-COHERENCE_FLOOR = 0.15            # ... and above this
-LOCKSTEP_FACTOR = 2.0             # residual-only findings need 1 - correlation above 2x the peers' median
-LOCKSTEP_MIN = 0.01               # ... and above this
-COHERENCE_MODE_PEERS = 15         # with this many peers also above COHERENCE_MODE_MARGIN x their 85th percentile
-#                                   (with 15 the 85th percentile lies below the top 2 peers: two
-#                                   mislabelled peers cannot raise it to their own level)
-COHERENCE_MODE_MARGIN = 1.25
+@dataclass(frozen=True)
+class RelationSummary:
+    """What ``peer_thresholds`` needs from one episode: its relation stats and, over its reliable
+    dims, the combined residuals, coherence, joint lag and each dim's own lag."""
+
+    stats: list[DimStats]
+    combined: tuple[float, float]
+    coherence: float | None
+    joint_lag: float | None
+    dim_lags: dict[int, float]
+
+
+def summarize_relation(stats: list[DimStats], model: ActionModel,
+                       tuning: ActionTuning = TUNING) -> RelationSummary | None:
+    """The episode's summary for its peers' thresholds (None without relation stats)."""
+    if not stats:
+        return None
+    good = reliable(stats, model, tuning)
+    js = joint_shift(good)
+    return RelationSummary(stats, combined(good), coherence(good), js[0] if js is not None else None,
+                           dim_lags(stats, model, tuning))
+
+
+def peer_thresholds(peers: list[RelationSummary], tuning: ActionTuning = TUNING) -> RelationThresholds:
+    """Thresholds and reference values for the episodes whose peers these are."""
+    t = tuning
+    th = RelationThresholds(resid=t.resid_floor, roll=t.roll_floor)
+    if peers:
+        # threshold_factor x the median episode: robust to up to half the episodes being bad
+        th.resid = max(t.resid_floor, t.threshold_factor * float(np.median([p.combined[0] for p in peers])))
+        th.roll = max(t.roll_floor, t.threshold_factor * float(np.median([p.combined[1] for p in peers])))
+    gam: dict[int, list[float]] = {}
+    gres: dict[int, list[float]] = {}
+    res: dict[int, list[float]] = {}
+    for p in peers:
+        for d in p.stats:
+            gam.setdefault(d.j, []).append(d.gamma)
+            gres.setdefault(d.j, []).append(d.gamma_resid)
+            res.setdefault(d.j, []).append(d.resid)
+    th.gamma_ref = {j: float(np.median(v)) for j, v in gam.items() if len(v) >= t.min_ref_peers}
+    th.gres_ref = {j: float(np.median(v)) for j, v in gres.items() if len(v) >= t.min_ref_peers}
+    th.resid_ref = {j: float(np.median(v)) for j, v in res.items() if len(v) >= t.min_ref_peers}
+    th.lags = [p.joint_lag for p in peers if p.joint_lag is not None]
+    for p in peers:
+        for j, lag in p.dim_lags.items():
+            th.dim_lags.setdefault(j, []).append(lag)
+    cs = [p.coherence for p in peers if p.coherence is not None]
+    if len(cs) >= t.min_ref_peers:
+        th.coherence_med = float(np.median(cs))
+        th.coherence = max(t.coherence_floor, t.coherence_factor * float(np.median(cs)))
+        if len(cs) >= t.coherence_mode_peers:
+            # enough peers to see a task's second mode (e.g. demos that fight a door): a level
+            # shared by the top ~15 % of the task is a way of doing it, not a mislabel
+            top = float(np.quantile(cs, t.coherence_mode_quantile))
+            th.coherence = max(th.coherence, t.coherence_mode_margin * top)
+    return th
 
 
 def coherence(stats: list[DimStats]) -> float | None:
@@ -183,13 +269,13 @@ def coherence(stats: list[DimStats]) -> float | None:
 
 def joint_shift(stats: list[DimStats]) -> tuple[float, np.ndarray] | None:
     """Best joint alignment (frames, sub-frame by a parabola through the minimum; - = actions late)
-    and the joint residual curve over shifts -SHIFT_SEARCH..SHIFT_SEARCH."""
+    and the joint residual curve over shifts -search..search."""
     curves = [d.shift_curve for d in stats if d.shift_curve is not None and np.isfinite(d.shift_curve).all()]
     if not curves:
         return None
     joint = np.sqrt(np.mean(np.stack(curves) ** 2, axis=0))
     k = int(np.argmin(joint))
-    return k - SHIFT_SEARCH + (_parabola_offset(joint, k) if 0 < k < len(joint) - 1 else 0.0), joint
+    return k - _center(joint) + (_parabola_offset(joint, k) if 0 < k < len(joint) - 1 else 0.0), joint
 
 
 def _parabola_offset(curve: np.ndarray, k: int) -> float:
@@ -200,26 +286,26 @@ def _parabola_offset(curve: np.ndarray, k: int) -> float:
 
 
 def _sub_frame(curve: np.ndarray | None) -> float | None:
-    """Shift (frames) at the minimum of a residual curve over -SHIFT_SEARCH..SHIFT_SEARCH, refined by a
-    parabola; None when the minimum lies on the search edge (no alignment fits) or the curve has gaps."""
+    """Shift (frames) at the minimum of a residual curve over -search..search, refined by a parabola;
+    None when the minimum lies on the search edge (no alignment fits) or the curve has gaps."""
     if curve is None or not np.isfinite(curve).all():
         return None
     k = int(np.argmin(curve))
-    return k - SHIFT_SEARCH + _parabola_offset(curve, k) if 0 < k < len(curve) - 1 else None
+    return k - _center(curve) + _parabola_offset(curve, k) if 0 < k < len(curve) - 1 else None
 
 
-def dim_lags(stats: list[DimStats], model: ActionModel) -> dict[int, float]:
+def dim_lags(stats: list[DimStats], model: ActionModel, tuning: ActionTuning = TUNING) -> dict[int, float]:
     """Best alignment lag of each reliable dim on its own (dims whose minimum is interior)."""
     out = {}
-    for d in reliable(stats, model):
+    for d in reliable(stats, model, tuning):
         lag = _sub_frame(d.shift_curve)
         if lag is not None:
             out[d.j] = lag
     return out
 
 
-def reliable(stats: list[DimStats], model: ActionModel) -> list[DimStats]:
-    good = [d for d in stats if model.dims[d.j] is not None and model.dims[d.j].r2 >= RELIABLE_R2]
+def reliable(stats: list[DimStats], model: ActionModel, tuning: ActionTuning = TUNING) -> list[DimStats]:
+    good = [d for d in stats if model.dims[d.j] is not None and model.dims[d.j].r2 >= tuning.reliable_r2]
     return good or stats
 
 
@@ -229,30 +315,37 @@ def combined(stats: list[DimStats]) -> tuple[float, float]:
             float(np.sqrt(np.mean([d.roll**2 for d in stats]))))
 
 
-def dim_shift(good: list[DimStats], th: RelationThresholds) -> tuple[int, str] | None:
+def _curve_at(curve: np.ndarray, lag: float) -> float:
+    """A residual curve over -search..search read at a (fractional) lag."""
+    return float(np.interp(lag + _center(curve), np.arange(len(curve)), curve))
+
+
+def dim_shift(good: list[DimStats], th: RelationThresholds, tuning: ActionTuning = TUNING) -> tuple[int, str] | None:
     """A shift seen dim by dim, on the dims whose own lag is nearly the same in every peer ("tight"):
     every tight dim moved the same way, far from its peers' lag in units of their spread, to a lag
     no cluster of peers shares, and fits clearly better there."""
+    t = tuning
     moved: list[tuple[int, float, float]] = []
     tight = 0
     for d in good:
         lag = _sub_frame(d.shift_curve)
         peers = list(th.dim_lags.get(d.j, []))
-        if lag is None or len(peers) < DIM_LAG_PEERS:
+        if lag is None or len(peers) < t.dim_lag_peers:
             continue
         if lag in peers:
             peers.remove(lag)      # the episode itself
         ref = float(np.median(peers))
         spread = mad(peers)
-        if spread > DIM_LAG_TIGHT:
+        if spread > t.dim_lag_tight:
             continue
         tight += 1
-        near = sum(abs(x - lag) <= LAG_TOL for x in peers)
-        if abs(lag - ref) < max(SHIFT_MIN_DEV, DIM_LAG_Z * spread) or near >= max(1, LAG_USUAL_FRAC * len(peers)):
+        near = sum(abs(x - lag) <= t.lag_tol for x in peers)
+        if abs(lag - ref) < max(t.shift_min_dev, t.dim_lag_z * spread) or \
+                near >= max(1, t.lag_usual_frac * len(peers)):
             return None
-        r0 = float(np.interp(ref + SHIFT_SEARCH, np.arange(len(d.shift_curve)), d.shift_curve))
+        r0 = _curve_at(d.shift_curve, ref)
         gain = d.shift_curve.min() / r0 if r0 > 0 else np.inf
-        if not gain < DIM_LAG_GAIN:
+        if not gain < t.dim_lag_gain:
             return None
         moved.append((d.j, lag - ref, gain))
     if not moved or len(moved) < tight or len({np.sign(m[1]) for m in moved}) > 1:
@@ -262,148 +355,195 @@ def dim_shift(good: list[DimStats], th: RelationThresholds) -> tuple[int, str] |
     return (sh, how) if sh != 0 else None
 
 
-def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresholds, model: ActionModel,
-                   names: list[str] | None = None) -> list[Finding]:
-    """Classify deviations from the dataset's relation into shift, sign, scale or inconsistent."""
-    if not stats:
-        return []
+def _dim_label(j: int, names: list[str] | None) -> str:
+    return f"{j} ({names[j]})" if names and j < len(names) else str(j)
 
-    def nm(j: int) -> str:
-        return f"{j} ({names[j]})" if names and j < len(names) else str(j)
 
-    out: list[Finding] = []
-    ts, n = ep.timestamps, ep.length
-    good = reliable(stats, model)
-    typical = max(FIXED_RESID, 1.5 * float(np.median([d.resid for d in good])))
+def relative_slope(d: DimStats, th: RelationThresholds, tuning: ActionTuning = TUNING) -> float:
+    """The dim's slope relative to its peers' usual slope (its own slope when theirs is small)."""
+    ref = th.gamma_ref.get(d.j, 1.0)
+    return d.gamma / ref if ref > tuning.min_peer_slope else d.gamma
 
-    def rel_gamma(d: DimStats) -> float:
-        ref = th.gamma_ref.get(d.j, 1.0)
-        return d.gamma / ref if ref > 0.3 else d.gamma
 
-    def undone_clean(d: DimStats) -> bool:
-        # a dim scaled by c has its slope-corrected residual scaled by |c| too: undo that and compare
-        # with what the dim's slope-corrected residual usually is among the episode's peers
-        c = max(1.0, abs(rel_gamma(d)))
-        usual = max(FIXED_RESID, PEER_GRES_FACTOR * th.gres_ref.get(d.j, 0.0))
-        return d.gamma_resid <= typical * max(1.0, abs(d.gamma)) or d.gamma_resid <= STRONG_GAIN * d.resid \
-            or d.gamma_resid / c <= usual
+def usual_resid(d: DimStats, th: RelationThresholds, tuning: ActionTuning = TUNING) -> float:
+    """What the dim's residual usually is among the episode's peers (a clean episode: 1)."""
+    return max(tuning.fixed_resid, tuning.peer_gres_factor * th.resid_ref.get(d.j, 0.0))
 
-    def usual_resid(d: DimStats) -> float:
-        """What the dim's residual usually is among the episode's peers (a clean episode: 1)."""
-        return max(FIXED_RESID, PEER_GRES_FACTOR * th.resid_ref.get(d.j, 0.0))
 
-    preds: dict[int, np.ndarray] | None = None
+def undone_residual(d: DimStats, action: np.ndarray, preds: dict[int, np.ndarray], model: ActionModel,
+                    th: RelationThresholds, tuning: ActionTuning = TUNING) -> float:
+    """Residual after dividing the dim's actions by its slope relative to its peers: a dim scaled by
+    c (or negated) looks like a clean episode again, a dim partly relabelled or replaced does not
+    (dividing by a slope < 1 blows the foreign part up)."""
+    c = relative_slope(d, th, tuning)
+    if abs(c) < 1e-6 or d.j not in preds:
+        return np.inf
+    # a negative slope is also undone by a plain negation (a sign slip; contact frames bias the
+    # fitted slope of a negated dim away from -1)
+    return min(_rms((action[:, d.j] / x - preds[d.j]) / model.dims[d.j].resid) for x in ((c, -1.0) if c < 0 else (c,)))
 
-    def undone(d: DimStats) -> float:
-        """Residual after dividing the dim's actions by its slope relative to its peers: a dim
-        scaled by c (or negated) looks like a clean episode again, a dim partly relabelled or
-        replaced does not (dividing by a slope < 1 blows the foreign part up)."""
-        nonlocal preds
-        if preds is None:
-            preds = _predictions(model, ep.state, n, 0)
-        c = rel_gamma(d)
-        if abs(c) < 1e-6 or d.j not in preds:
-            return np.inf
-        # a negative slope is also undone by a plain negation (a sign slip; contact frames bias
-        # the fitted slope of a negated dim away from -1)
-        return min(_rms((ep.action[:, d.j] / x - preds[d.j]) / model.dims[d.j].resid)
-                   for x in ((c, -1.0) if c < 0 else (c,)))
 
-    off = [d for d in good if not (GAMMA_BOUNDS[0] <= rel_gamma(d) <= GAMMA_BOUNDS[1])
-           and d.resid >= SIGN_SCALE_MIN_RESID]
+def undone_clean(d: DimStats, th: RelationThresholds, typical: float, tuning: ActionTuning = TUNING) -> bool:
+    """Without peers' residuals: whether undoing the slope leaves the dim as clean as usual. A dim
+    scaled by c has its slope-corrected residual scaled by |c| too: undo that and compare with what
+    the dim's slope-corrected residual usually is among the episode's peers."""
+    t = tuning
+    c = max(1.0, abs(relative_slope(d, th, t)))
+    usual = max(t.fixed_resid, t.peer_gres_factor * th.gres_ref.get(d.j, 0.0))
+    return d.gamma_resid <= typical * max(1.0, abs(d.gamma)) or d.gamma_resid <= t.strong_gain * d.resid \
+        or d.gamma_resid / c <= usual
+
+
+def sign_scale_dims(ep: EpisodeArrays, good: list[DimStats], th: RelationThresholds, model: ActionModel,
+                    tuning: ActionTuning = TUNING) -> tuple[list[DimStats], list[DimStats]]:
+    """(off, dev): the reliable dims whose slope is far from their peers' with a residual above a
+    clean episode's, and those of them that undoing the slope makes clean (a sign or scale slip)."""
+    t = tuning
+    off = [d for d in good if not (t.gamma_bounds[0] <= relative_slope(d, th, t) <= t.gamma_bounds[1])
+           and d.resid >= t.sign_scale_min_resid]
     if th.resid_ref:
         # a dim scaled by c has its residual scaled by |c| after the slope is undone: compare the
         # undone residual with what the dim's residual usually is among its peers (contact-heavy
         # tasks keep a large residual that a slope cannot remove, so "the slope fit cuts the
         # residual" is not required)
-        dev = [d for d in off if abs(d.gamma) >= MIN_SLOPE and d.j in th.resid_ref
-               and (u := undone(d)) <= GAIN * d.resid and u <= usual_resid(d)]
+        cands = [d for d in off if abs(d.gamma) >= t.min_slope and d.j in th.resid_ref]
+        preds = _predictions(model, ep.state, ep.length, 0) if cands else {}
+        dev = [d for d in cands if (u := undone_residual(d, ep.action, preds, model, th, t)) <= t.gain * d.resid
+               and u <= usual_resid(d, th, t)]
     else:
-        dev = [d for d in off if d.gamma_resid <= GAIN * d.resid and abs(d.gamma) >= MIN_SLOPE and undone_clean(d)]
+        typical = max(t.fixed_resid, t.typical_factor * float(np.median([d.resid for d in good])))
+        dev = [d for d in off if d.gamma_resid <= t.gain * d.resid and abs(d.gamma) >= t.min_slope
+               and undone_clean(d, th, typical, t)]
     gs = [d.gamma for d in dev]
-    uniform = len(dev) > 1 and min(gs) > 0 and max(gs) / min(gs) < 1.25
+    uniform = len(dev) > 1 and min(gs) > 0 and max(gs) / min(gs) < t.uniform_slope_ratio
     if len(dev) > 1 and not uniform:
         dev = []          # several dims off in different ways: mislabelled actions, not a sign/scale slip
+    return off, dev
+
+
+def _shift_against_peers(lag: float, joint: np.ndarray, k: int, lags: list[float],
+                         tuning: ActionTuning) -> tuple[bool, int, float]:
+    """(hit, shift, residual at the usual lag) judged against the peers' joint lags: the usual lag
+    of a task is not always 0 (controller delays, contact-dominated motion), and some tasks have
+    more than one usual lag."""
+    t = tuning
+    ref = float(np.median(lags))
+    r0 = _curve_at(joint, ref)
+    others = list(lags)
+    if lag in others:
+        others.remove(lag)     # the episode itself
+    near = sum(abs(x - lag) <= t.lag_tol for x in others)
+    lag_is_usual = near >= max(1, t.lag_usual_frac * len(others))
+    # a lag shared by a cluster of peers is one of the task's usual lags unless moving back to the
+    # median lag makes the fit much worse (then the cluster is shifted episodes)
+    gain = joint[k] / r0 if r0 > 0 else 1.0
+    hit = abs(lag - ref) >= t.shift_min_dev and (gain < t.shift_strong_gain or
+                                                 (not lag_is_usual and gain < t.shift_peer_gain))
+    return hit, int(round(lag - ref)), r0
+
+
+def _shift_against_zero(joint: np.ndarray, k: int, tuning: ActionTuning) -> tuple[bool, int, float]:
+    """(hit, shift, residual at lag 0) without enough peers: judged against the usual alignment 0."""
+    sh = k - _center(joint)
+    base = joint[_center(joint)]
+    return abs(sh) >= tuning.min_shift_frames and base > tuning.shift_min_resid and \
+        joint[k] < tuning.shift_gain * base, sh, base
+
+
+def shift_verdict(ep: EpisodeArrays, good: list[DimStats], th: RelationThresholds,
+                  tuning: ActionTuning = TUNING) -> tuple[Finding | None, tuple[int, str] | None]:
+    """(a time-shift finding from the joint lag, else the weaker dim-by-dim shift evidence)."""
+    js = joint_shift(good)
+    if js is None:
+        return None, None
+    lag, joint = js
+    k = int(np.argmin(joint))
+    if th.lags is not None and len(th.lags) >= tuning.min_lag_peers:
+        hit, sh, base = _shift_against_peers(lag, joint, k, th.lags, tuning)
+    else:
+        hit, sh, base = _shift_against_zero(joint, k, tuning)
+    # a real shift has an interior minimum that fits about as well as a clean episode; actions
+    # unrelated to the states slide the minimum to the end of the search instead
+    hit = hit and 0 < k < len(joint) - 1 and joint[k] <= th.resid
+    # ... and at the best alignment the actions move with the states as well as the peers' do
+    # (actions taken from another episode can fit slightly better at some shift, but stay
+    # incoherent at every shift)
+    coh_all = coherence(good)
+    incoherent = th.coherence is not None and coh_all is not None and coh_all > th.coherence
+    if hit and not incoherent and sh != 0:
+        return _shift_finding(ep, sh, f"residual {base:.1f}x -> {joint[k]:.1f}x"), None
+    # the joint lag can stay among the peers' usual lags (a task with two of them: a shifted episode
+    # of the late kind lands on the early one); a dim whose own lag is the same in every peer still
+    # shows the shift. Weaker evidence: reported only when the actions do not disagree with the
+    # states outright (``check_relation``)
+    return None, (dim_shift(good, th, tuning) if not incoherent else None)
+
+
+def sign_scale_findings(ep: EpisodeArrays, dev: list[DimStats], names: list[str] | None) -> list[Finding]:
+    """One sign or scale finding per slipped dim."""
+    out = []
+    for d in dev:
+        if d.gamma < 0:
+            out.append(make_finding("action.sign_error", ep.index, (0, ep.length),
+                                    f"action dim {_dim_label(d.j, names)} has the opposite sign of what the states "
+                                    f"imply (slope {d.gamma:.2f})", ep.timestamps, dim=d.j, gamma=d.gamma))
+        else:
+            out.append(make_finding("action.scale_error", ep.index, (0, ep.length),
+                                    f"action dim {_dim_label(d.j, names)} is {d.gamma:.2f}x what the states imply",
+                                    ep.timestamps, dim=d.j, gamma=d.gamma))
+    return out
+
+
+def inconsistency(ep: EpisodeArrays, rest: list[DimStats], slope_off: list[DimStats], th: RelationThresholds,
+                  names: list[str] | None, tuning: ActionTuning = TUNING) -> Finding | None:
+    """``action.inconsistent`` when the dims not explained by a slip disagree with the states."""
+    t = tuning
+    resid, roll = combined(rest)
+    coh = coherence(rest)
+    # a residual above the peers' with the actions still moving in lockstep with the states
+    # (correlation as high as a typical peer's) is a fit that does not reach that part of the
+    # motion (rest, an unusual pose), not a relabelling
+    lockstep = coh is not None and th.coherence_med is not None and \
+        coh <= max(t.lockstep_min, t.lockstep_factor * th.coherence_med)
+    if not (((resid > th.resid or roll > th.roll) and not lockstep) or slope_off or
+            (th.coherence is not None and coh is not None and coh > th.coherence)):
+        return None
+    worst = max(rest, key=lambda d: d.roll)
+    frames = (0, ep.length) if resid > th.resid else worst.roll_at
+    return make_finding("action.inconsistent", ep.index, frames,
+                        f"actions disagree with the following states (dims "
+                        f"{', '.join(_dim_label(d.j, names) for d in rest[:4])}: residual {resid:.1f}x, worst "
+                        f"window {roll:.1f}x a clean episode's, correlation {1 - (coh or 0):.2f}"
+                        + "".join(f"; dim {_dim_label(d.j, names)} slope {relative_slope(d, th, t):.2f}x its peers'"
+                                  for d in slope_off[:2]) + ")", ep.timestamps,
+                        dims=[d.j for d in rest], resid=resid, roll=roll, coherence=coh,
+                        slope_off=[d.j for d in slope_off])
+
+
+def check_relation(ep: EpisodeArrays, stats: list[DimStats], th: RelationThresholds, model: ActionModel,
+                   names: list[str] | None = None, tuning: ActionTuning = TUNING) -> list[Finding]:
+    """Classify deviations from the dataset's relation into shift, sign, scale or inconsistent."""
+    if not stats:
+        return []
+    good = reliable(stats, model, tuning)
+    off, dev = sign_scale_dims(ep, good, th, model, tuning)
     # dims whose slope is far from their peers', with a residual clearly above their peers', that
     # undoing the slope does not make clean: the actions of those dims do not belong to the states
-    slope_off = [d for d in off if d not in dev and th.resid_ref and d.resid > usual_resid(d)]
+    slope_off = [d for d in off if d not in dev and th.resid_ref and d.resid > usual_resid(d, th, tuning)]
     # a time shift moves every reliable dimension the same way: pick it jointly (unless one dim is
     # clearly sign-flipped or mis-scaled: such a dim drags the joint curve toward the search edge)
-    js = joint_shift(good) if not dev else None
     dim_moved: tuple[int, str] | None = None
-    if js is not None:
-        lag, joint = js
-        k = int(np.argmin(joint))
-        if th.lags is not None and len(th.lags) >= MIN_LAG_PEERS:
-            # against the episode's peers: the usual lag of a task is not always 0 (controller
-            # delays, contact-dominated motion), and some tasks have more than one usual lag
-            ref = float(np.median(th.lags))
-            r0 = float(np.interp(ref + SHIFT_SEARCH, np.arange(len(joint)), joint))
-            others = list(th.lags)
-            if lag in others:
-                others.remove(lag)     # the episode itself
-            near = sum(abs(x - lag) <= LAG_TOL for x in others)
-            lag_is_usual = near >= max(1, LAG_USUAL_FRAC * len(others))
-            # a lag shared by a cluster of peers is one of the task's usual lags unless moving back
-            # to the median lag makes the fit much worse (then the cluster is shifted episodes)
-            gain = joint[k] / r0 if r0 > 0 else 1.0
-            hit = abs(lag - ref) >= SHIFT_MIN_DEV and (gain < SHIFT_STRONG_GAIN or
-                                                       (not lag_is_usual and gain < SHIFT_PEER_GAIN))
-            sh = int(round(lag - ref))
-            base = r0
-        else:
-            sh = k - SHIFT_SEARCH
-            base = joint[SHIFT_SEARCH]
-            hit = abs(sh) >= 2 and base > SHIFT_MIN_RESID and joint[k] < SHIFT_GAIN * base
-        # a real shift has an interior minimum that fits about as well as a clean episode; actions
-        # unrelated to the states slide the minimum to the end of the search instead
-        hit = hit and 0 < k < len(joint) - 1 and joint[k] <= th.resid
-        # ... and at the best alignment the actions move with the states as well as the peers' do
-        # (actions taken from another episode can fit slightly better at some shift, but stay
-        # incoherent at every shift)
-        coh_all = coherence(good)
-        incoherent = th.coherence is not None and coh_all is not None and coh_all > th.coherence
-        if hit and not incoherent and sh != 0:
-            out.append(_shift_finding(ep, sh, f"residual {base:.1f}x -> {joint[k]:.1f}x"))
-            return out
-        if not incoherent:
-            # the joint lag can stay among the peers' usual lags (a task with two of them: a shifted
-            # episode of the late kind lands on the early one); a dim whose own lag is the same in
-            # every peer still shows the shift. Weaker evidence: reported only when the actions do
-            # not disagree with the states outright (below)
-            dim_moved = dim_shift(good, th)
-    flagged = set()
-    for d in dev:
-        flagged.add(d.j)
-        if d.gamma < 0:
-            out.append(make_finding("action.sign_error", ep.index, (0, n),
-                                    f"action dim {nm(d.j)} has the opposite sign of what the states imply "
-                                    f"(slope {d.gamma:.2f})", ts, dim=d.j, gamma=d.gamma))
-        else:
-            out.append(make_finding("action.scale_error", ep.index, (0, n),
-                                    f"action dim {nm(d.j)} is {d.gamma:.2f}x what the states imply",
-                                    ts, dim=d.j, gamma=d.gamma))
+    if not dev:
+        shift, dim_moved = shift_verdict(ep, good, th, tuning)
+        if shift is not None:
+            return [shift]
+    out = sign_scale_findings(ep, dev, names)
+    flagged = {d.j for d in dev}
     rest = [d for d in good if d.j not in flagged]
     if rest:
-        resid, roll = combined(rest)
-        coh = coherence(rest)
-        # a residual above the peers' with the actions still moving in lockstep with the states
-        # (correlation as high as a typical peer's) is a fit that does not reach that part of the
-        # motion (rest, an unusual pose), not a relabelling
-        lockstep = coh is not None and th.coherence_med is not None and \
-            coh <= max(LOCKSTEP_MIN, LOCKSTEP_FACTOR * th.coherence_med)
-        if ((resid > th.resid or roll > th.roll) and not lockstep) or slope_off or \
-                (th.coherence is not None and coh is not None and coh > th.coherence):
-            worst = max(rest, key=lambda d: d.roll)
-            frames = (0, n) if resid > th.resid else worst.roll_at
-            out.append(make_finding("action.inconsistent", ep.index, frames,
-                                    f"actions disagree with the following states (dims "
-                                    f"{', '.join(nm(d.j) for d in rest[:4])}: residual {resid:.1f}x, worst "
-                                    f"window {roll:.1f}x a clean episode's, correlation {1 - (coh or 0):.2f}"
-                                    + "".join(f"; dim {nm(d.j)} slope {rel_gamma(d):.2f}x its peers'"
-                                              for d in slope_off[:2]) + ")", ts,
-                                    dims=[d.j for d in rest], resid=resid, roll=roll, coherence=coh,
-                                    slope_off=[d.j for d in slope_off]))
+        found = inconsistency(ep, rest, slope_off, th, names, tuning)
+        if found is not None:
+            out.append(found)
     if dim_moved is not None and not out:
         out.append(_shift_finding(ep, *dim_moved))
     return out
@@ -416,7 +556,8 @@ def _shift_finding(ep: EpisodeArrays, sh: int, how: str) -> Finding:
                         f"they are {side} relative to the states ({how})", ep.timestamps, shift_frames=sh)
 
 
-def action_bounds(actions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+def action_bounds(actions: list[np.ndarray],
+                  tuning: ActionTuning = TUNING) -> tuple[np.ndarray, np.ndarray] | None:
     """Robust per-dimension bounds from the pooled actions of the dataset."""
     a = [x for x in actions if x is not None and len(x)]
     if not a:
@@ -432,7 +573,7 @@ def action_bounds(actions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | 
     q = np.stack([_weighted_quantiles(X[:, j], wt, [0.005, 0.01, 0.99, 0.995]) for j in range(X.shape[1])], axis=1)
     w = q[2] - q[1]
     w = np.where(w > 1e-9, w, np.maximum(0.1 * np.abs(q[1]), 1e-3))
-    return q[0] - OUTLIER_MARGIN * w, q[3] + OUTLIER_MARGIN * w
+    return q[0] - tuning.outlier_margin * w, q[3] + tuning.outlier_margin * w
 
 
 def _weighted_quantiles(x: np.ndarray, w: np.ndarray, qs: list[float]) -> np.ndarray:
@@ -489,12 +630,12 @@ def gripper_dims(actions: list[np.ndarray], declared: list[int] | None, names: l
 
 
 def check_gripper(ep: EpisodeArrays, dims: list[int], levels: dict[int, tuple[float, float]],
-                  fps: float) -> list[Finding]:
+                  fps: float, tuning: ActionTuning = TUNING) -> list[Finding]:
     """Repeated open/close toggles with very short dwell times."""
     if ep.action is None:
         return []
     out = []
-    dwell = max(3, int(round(FLIP_DWELL * fps)))
+    dwell = max(3, int(round(tuning.flip_dwell * fps)))
     for j in dims:
         if j >= ep.action.shape[1] or j not in levels:
             continue
@@ -509,12 +650,12 @@ def check_gripper(ep: EpisodeArrays, dims: list[int], levels: dict[int, tuple[fl
             if state != 0 and new != state:
                 changes.append(t)
             state = new
-        if len(changes) < FLIP_MIN_SHORT + 1:
+        if len(changes) < tuning.flip_min_short + 1:
             continue
         seg = np.diff(changes)
         short = seg < dwell
         for r0, r1 in runs(short):
-            if r1 - r0 >= FLIP_MIN_SHORT:
+            if r1 - r0 >= tuning.flip_min_short:
                 a, b = changes[r0], changes[r1] + 1
                 out.append(make_finding("action.gripper_flip_flop", ep.index, (a - 1, b),
                                         f"gripper dim {j} toggles {r1 - r0 + 1} times within {b - a} frames",

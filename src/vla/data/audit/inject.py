@@ -312,7 +312,6 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
 def injection_context(episodes: list[EpisodeArrays]) -> dict:
     """Dataset facts the injectors need (quantiles, gripper dims/levels, explained action dims)."""
     from vla.data.audit import action_checks as ac
-    from vla.data.audit.action_checks import RELIABLE_R2
     from vla.data.audit.action_model import fit_action_model
 
     acts = [e.action for e in episodes if e.action is not None]
@@ -322,7 +321,7 @@ def injection_context(episodes: list[EpisodeArrays]) -> dict:
     model = fit_action_model([e.state for e in episodes], [e.action for e in episodes])
     return {"action_q": (q1, q99), "gripper_dims": gd, "gripper_levels": ac.gripper_levels(acts, gd),
             "explained": [j for j in (model.explained if model is not None else [])
-                          if model.dims[j].r2 >= RELIABLE_R2]}
+                          if model.dims[j].r2 >= ac.TUNING.reliable_r2]}
 
 
 def applicable(fault: Fault, episodes: list[EpisodeArrays], ctx: dict) -> bool:

@@ -88,45 +88,13 @@ def audit_arrays(
                     and lags[o][key][1] >= tc.OFFSET_MIN_CORR]
             usual_lag[i][key] = (float(np.median(vals)), mad(vals)) if len(vals) >= 3 else (0.0, 0.0)
     rel = {e.index: ac.relation_stats(e, model) for e in episodes} if model is not None else {}
-    comb = {i: ac.combined(ac.reliable(v, model)) for i, v in rel.items() if v}
-    coh = {i: c for i, v in rel.items() if v and (c := ac.coherence(ac.reliable(v, model))) is not None}
-    jlag = {i: js[0] for i, v in rel.items() if v and (js := ac.joint_shift(ac.reliable(v, model))) is not None}
-    dlag = {i: ac.dim_lags(v, model) for i, v in rel.items() if v}
+    summaries = {i: ac.summarize_relation(v, model) for i, v in rel.items() if v}
     th_cache: dict[tuple[int, ...], ac.RelationThresholds] = {}
 
     def thresholds(i: int) -> ac.RelationThresholds:
         key = tuple(peers(i))
         if key not in th_cache:
-            th = ac.RelationThresholds()
-            per = [comb[o] for o in key if o in comb]
-            if per:
-                # THRESHOLD_FACTOR x the median episode: robust to up to half the episodes being bad
-                th.resid = max(ac.RESID_FLOOR, ac.THRESHOLD_FACTOR * float(np.median([p[0] for p in per])))
-                th.roll = max(ac.ROLL_FLOOR, ac.THRESHOLD_FACTOR * float(np.median([p[1] for p in per])))
-            gam: dict[int, list[float]] = {}
-            gres: dict[int, list[float]] = {}
-            res: dict[int, list[float]] = {}
-            for o in key:
-                for d in rel.get(o, []):
-                    gam.setdefault(d.j, []).append(d.gamma)
-                    gres.setdefault(d.j, []).append(d.gamma_resid)
-                    res.setdefault(d.j, []).append(d.resid)
-            th.gamma_ref = {j: float(np.median(v)) for j, v in gam.items() if len(v) >= 3}
-            th.gres_ref = {j: float(np.median(v)) for j, v in gres.items() if len(v) >= 3}
-            th.resid_ref = {j: float(np.median(v)) for j, v in res.items() if len(v) >= 3}
-            th.lags = [jlag[o] for o in key if o in jlag]
-            for o in key:
-                for j, lag in dlag.get(o, {}).items():
-                    th.dim_lags.setdefault(j, []).append(lag)
-            cs = [coh[o] for o in key if o in coh]
-            if len(cs) >= 3:
-                th.coherence_med = float(np.median(cs))
-                th.coherence = max(ac.COHERENCE_FLOOR, ac.COHERENCE_FACTOR * float(np.median(cs)))
-                if len(cs) >= ac.COHERENCE_MODE_PEERS:
-                    # enough peers to see a task's second mode (e.g. demos that fight a door): a
-                    # level shared by the top ~15 % of the task is a way of doing it, not a mislabel
-                    th.coherence = max(th.coherence, ac.COHERENCE_MODE_MARGIN * float(np.quantile(cs, 0.85)))
-            th_cache[key] = th
+            th_cache[key] = ac.peer_thresholds([summaries[o] for o in key if o in summaries])
         return th_cache[key]
 
     # --- per episode
