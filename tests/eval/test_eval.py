@@ -64,7 +64,7 @@ class ExpertOrPolicy:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def reset(self) -> None:
+    def reset(self, seed: int | None = None) -> None:
         self.inner.reset()
         self.trajectories.append([])
         self._expert = None

@@ -94,7 +94,7 @@ def run_job(job: RolloutJob) -> RolloutResult:
     success_step = None
     try:
         obs, _ = env.reset(seed=job.seed, instruction=job.instruction)
-        policy.reset()
+        policy.reset(seed=job.seed)  # sampling heads: the episode's noise is reproducible from its seed
         steps = 0
         for steps in range(1, _STATE["max_steps"] + 1):
             frames.append(np.concatenate([obs["images"][c] for c in policy.config.cameras], axis=1))

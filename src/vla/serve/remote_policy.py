@@ -96,7 +96,10 @@ class RemotePolicy:
                              "seconds": time.perf_counter() - t0})
         return action
 
-    def reset(self) -> None:
+    def reset(self, seed: int | None = None) -> None:
+        """Start an episode. ``seed`` is accepted for the Policy interface; a served sampling head draws
+        from the server's generator, so a served episode is not reproduced by it."""
+        del seed
         self.executor.reset()
         self.client.reset()
         if self.safety_filter is not None:
