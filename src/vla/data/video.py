@@ -82,13 +82,28 @@ def video_frame_count(path: Path) -> int:
         raise DatasetError(path, f"cannot read video stream: {e}") from e
 
 
+def _checked_stream(container: Any, path: Path, shape: Any) -> Any:
+    """The file's first video stream, its frame size checked against the limits and ``shape`` [H, W, ...]."""
+    from vla.data.limits import check_image
+
+    if not container.streams.video:
+        raise DatasetError(path, "no video stream in the file")
+    stream = container.streams.video[0]
+    h, w = stream.codec_context.height, stream.codec_context.width
+    check_image(h, w, path, "video stream")
+    if shape is not None and [h, w] != [int(shape[0]), int(shape[1])]:
+        raise DatasetError(path, f"video frames are {w}x{h} pixels; info.json declares "
+                           f"{int(shape[1])}x{int(shape[0])}")
+    return stream
+
+
 def decode_range(path: Path, from_ts: float, to_ts: float, fps: float, expected: int | None = None,
                  shape: list[int] | None = None) -> np.ndarray:
     """Decode the frames of ``path`` whose timestamps lie in [from_ts, to_ts): uint8 [T, H, W, 3].
 
     The stream's frame size is checked against the pixel cap (and ``shape``, the feature's declared
     [H, W, 3], when given) and ``expected`` against the episode-length cap before decoding."""
-    from vla.data.limits import LIMITS, check_count, check_image
+    from vla.data.limits import LIMITS, check_count
 
     if not path.exists():
         raise DatasetError(path, "video file is missing")
@@ -98,14 +113,7 @@ def decode_range(path: Path, from_ts: float, to_ts: float, fps: float, expected:
     out: list[np.ndarray] = []
     try:
         with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise DatasetError(path, "no video stream in the file")
-            stream = c.streams.video[0]
-            h, w = stream.codec_context.height, stream.codec_context.width
-            check_image(h, w, path, "video stream")
-            if shape is not None and [h, w] != [int(shape[0]), int(shape[1])]:
-                raise DatasetError(path, f"video frames are {w}x{h} pixels; info.json declares "
-                                   f"{int(shape[1])}x{int(shape[0])}")
+            stream = _checked_stream(c, path, shape)
             stream.thread_type = "AUTO"
             if from_ts > half:
                 c.seek(int(max(from_ts - half, 0) / stream.time_base), stream=stream, backward=True)
@@ -162,7 +170,7 @@ def decode_frames(path: Path, from_ts: float, fps: float, length: int, indices: 
     """Frames ``indices`` (sorted) of the episode that starts at ``from_ts``, through one open file:
     decoded forward from one frame to the next, seeking only across gaps of more than two key-frame
     intervals (a dense-key-frame AV1 file is sought per frame, a long-GOP H.264 file decoded through)."""
-    from vla.data.limits import LIMITS, check_count, check_image
+    from vla.data.limits import LIMITS, check_count
 
     if not path.exists():
         raise DatasetError(path, "video file is missing")
@@ -171,14 +179,7 @@ def decode_frames(path: Path, from_ts: float, fps: float, length: int, indices: 
     out: list[np.ndarray] = []
     try:
         with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise DatasetError(path, "no video stream in the file")
-            stream = c.streams.video[0]
-            h, w = stream.codec_context.height, stream.codec_context.width
-            check_image(h, w, path, "video stream")
-            if shape is not None and [h, w] != [int(shape[0]), int(shape[1])]:
-                raise DatasetError(path, f"video frames are {w}x{h} pixels; info.json declares "
-                                   f"{int(shape[1])}x{int(shape[0])}")
+            stream = _checked_stream(c, path, shape)
             gop = _gop(path)
             frames: Any = None
             pos = -(10**9)

@@ -292,48 +292,38 @@ class DatasetWriter:
         self._data_writer = None
         self._data_path = None
 
-    def _write_video(self, key: str, frames: np.ndarray, row: dict[str, Any]) -> None:
-        v = self._videos.get(key)
-        if v is not None and v.size_bytes() >= self.video_file_bytes:
-            v.close()
-            del self._videos[key]
+    def _next_video_file(self, key: str) -> Path:
+        """Close the camera's open file (if any), move to its next file position, return that file's path."""
+        if key in self._videos:
+            self._videos.pop(key).close()
             self._video_pos[key] = _next_file(*self._video_pos[key], self.chunks_size)
-            v = None
-        if v is None:
-            c, f = self._video_pos[key]
-            path = fill_template(self.tmp, layout.VIDEO_PATH, {"video_key": key, "chunk_index": c, "file_index": f},
-                                 self.root, "video path")
-            h, w, _ = self.features[key]["shape"]
-            v = self._videos[key] = VideoAppender(path, self.fps, h, w, crf=self.crf, pix_fmt=self.pix_fmt)
-        from_ts, to_ts = v.append(frames)
+        c, f = self._video_pos[key]
+        return fill_template(self.tmp, layout.VIDEO_PATH, {"video_key": key, "chunk_index": c, "file_index": f},
+                             self.root, "video path")
+
+    def _video_row(self, key: str, row: dict[str, Any], from_ts: float, to_ts: float) -> None:
         c, f = self._video_pos[key]
         row[f"videos/{key}/chunk_index"] = c
         row[f"videos/{key}/file_index"] = f
         row[f"videos/{key}/from_timestamp"] = from_ts
         row[f"videos/{key}/to_timestamp"] = to_ts
 
+    def _write_video(self, key: str, frames: np.ndarray, row: dict[str, Any]) -> None:
+        v = self._videos.get(key)
+        if v is None or v.size_bytes() >= self.video_file_bytes:
+            h, w, _ = self.features[key]["shape"]
+            v = self._videos[key] = VideoAppender(self._next_video_file(key), self.fps, h, w, crf=self.crf,
+                                                  pix_fmt=self.pix_fmt)
+        self._video_row(key, row, *v.append(frames))
+
     def _copy_video(self, key: str, seg: VideoSegment, row: dict[str, Any]) -> None:
         v = self._videos.get(key)
-        if v is not None and not v.continues(seg) and (v.size_bytes() >= self.video_file_bytes
-                                                       or not v.accepts(seg)):
-            v.close()
-            del self._videos[key]
-            self._video_pos[key] = _next_file(*self._video_pos[key], self.chunks_size)
-            v = None
-        if v is None:
-            c, f = self._video_pos[key]
-            path = fill_template(self.tmp, layout.VIDEO_PATH, {"video_key": key, "chunk_index": c, "file_index": f},
-                                 self.root, "video path")
-            v = self._videos[key] = VideoCopier(path, self.fps, seg.path)
+        if v is None or (not v.continues(seg) and (v.size_bytes() >= self.video_file_bytes or not v.accepts(seg))):
+            v = self._videos[key] = VideoCopier(self._next_video_file(key), self.fps, seg.path)
             if self._video_info.setdefault(key, v.video_info()) != v.video_info():
                 raise StreamCopyError(seg.path, f"camera {key!r}: codec or pixel format {v.video_info()} differs from "
                                       f"the camera's earlier files {self._video_info[key]}")
-        from_ts, to_ts = v.append(seg)
-        c, f = self._video_pos[key]
-        row[f"videos/{key}/chunk_index"] = c
-        row[f"videos/{key}/file_index"] = f
-        row[f"videos/{key}/from_timestamp"] = from_ts
-        row[f"videos/{key}/to_timestamp"] = to_ts
+        self._video_row(key, row, *v.append(seg))
 
     # -- finish ----------------------------------------------------------
     def finalize(self) -> Path:
