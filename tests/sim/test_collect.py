@@ -34,5 +34,11 @@ def test_tiny_collection(tmp_path):
         assert not is_evaluation_seed(p["source"]["seed"])
     cols = ds.episode_columns(0)
     assert cols["action"].dtype == np.float32 and np.all(np.abs(cols["action"]) <= 1)
+    # the privileged scene state is recorded (a training target), its goal part is the episode's goal
+    env_state = cols["observation.environment_state"]
+    assert ds.features["observation.environment_state"]["names"][-3:] == ["goal_x", "goal_y", "goal_z"]
+    assert env_state.shape == (ds.episodes[0].length, 17) and env_state.dtype == np.float32
+    assert np.ptp(env_state[:, -3:], axis=0).max() < 1e-6  # the reach goal does not move in an episode
+    assert not np.allclose(env_state[0, -3:], ds.episode_columns(1)["observation.environment_state"][0, -3:])
     imgs = ds.episode_images(0, "observation.images.corner2")
     assert imgs.shape == (ds.episodes[0].length, 32, 32, 3) and imgs.dtype == np.uint8

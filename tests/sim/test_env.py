@@ -35,6 +35,9 @@ def test_observation_contract(reach):
     assert a.shape == (4,) and a.dtype == np.float32 and np.all(np.abs(a) <= 1)
     with pytest.raises(ValueError):
         reach.step(np.zeros(3))
+    env_state = reach.environment_state  # privileged: never part of the observation
+    assert env_state.shape == (17,) and env_state.dtype == np.float32
+    np.testing.assert_allclose(env_state[-3:], reach._mw._target_pos, atol=1e-6)
 
 
 def load_train(task):

@@ -10,8 +10,9 @@ INSTRUCTIONS = ["open the drawer", "close the drawer", "push the puck to the goa
 
 
 def make_dataset(root: Path, episodes: int = 4, length: int = 12, cameras: tuple[str, ...] = ("corner4", "gripperPOV"),
-                 size: int = 32, seed: int = 0, use_videos: bool = False) -> Path:
-    """A dataset whose action is a function of the state and of a bright square's position."""
+                 size: int = 32, seed: int = 0, use_videos: bool = False, env_state: bool = False) -> Path:
+    """A dataset whose action is a function of the state and of a bright square's position; with
+    ``env_state``, ``observation.environment_state`` holds the square's position (as a simulator would)."""
     from vla.data import DatasetWriter, Provenance
 
     rng = np.random.default_rng(seed)
@@ -22,6 +23,9 @@ def make_dataset(root: Path, episodes: int = 4, length: int = 12, cameras: tuple
     for cam in cameras:
         features[f"observation.images.{cam}"] = {"dtype": "video" if use_videos else "image",
                                                  "shape": [size, size, 3], "names": ["height", "width", "channels"]}
+    if env_state:
+        features["observation.environment_state"] = {"dtype": "float32", "shape": [3],
+                                                     "names": ["goal_row", "goal_col", "unused"]}
     prov = Provenance(collector_id="tests.tiny_dataset", collection_method="scripted")
     with DatasetWriter(root, fps=10, features=features, robot_type="test", use_videos=use_videos) as w:
         for e in range(episodes):
@@ -30,6 +34,8 @@ def make_dataset(root: Path, episodes: int = 4, length: int = 12, cameras: tuple
                 state = rng.normal(size=4).astype(np.float32)
                 frame = {"observation.state": state,
                          "action": np.tanh(state * 0.5 + goal.mean() / size).astype(np.float32)}
+                if env_state:
+                    frame["observation.environment_state"] = np.array([*goal, 0.0], dtype=np.float32)
                 for cam in cameras:
                     img = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
                     img[goal[0]:goal[0] + 4, goal[1]:goal[1] + 4] = 255

@@ -78,8 +78,15 @@ class PolicyConfig:
     # actions are always min_max to [-1, 1])
     state_norm: str = "mean_std"
 
+    # auxiliary loss in training (vla.models.aux_env_state): predict the simulator's object and goal
+    # positions (the dataset's observation.environment_state, normalized) from the readout features, with
+    # this weight; 0 = off. ``env_state_dim`` is set by training from the dataset. Never a policy input.
+    aux_env_state_weight: float = 0.0
+    env_state_dim: int = 0
+
     def __post_init__(self) -> None:
-        for name in ("mlp_ratio", "dropout", "temporal_ensemble", "instruction_dropout", "word_dropout"):
+        for name in ("mlp_ratio", "dropout", "temporal_ensemble", "instruction_dropout", "word_dropout",
+                     "aux_env_state_weight"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 try:
@@ -145,6 +152,10 @@ class PolicyConfig:
         for name in ("instruction_dropout", "word_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name}: expected 0 <= {name} < 1, got {getattr(self, name)}")
+        if self.aux_env_state_weight < 0:
+            raise ConfigError(f"aux_env_state_weight: expected >= 0, got {self.aux_env_state_weight}")
+        if not isinstance(self.env_state_dim, int) or isinstance(self.env_state_dim, bool) or self.env_state_dim < 0:
+            raise ConfigError(f"env_state_dim: expected an integer >= 0, got {self.env_state_dim!r}")
         if self.augment_shift < 0:
             raise ConfigError("augment_shift: expected >= 0 pixels")
         self.head_config  # noqa: B018  (raises ConfigError for an unknown head or a bad option)

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from .action_queue import ActionQueue, TemporalEnsembler
+from .aux_env_state import EnvStateHead
 from .backbone import Transformer
-from .config import PolicyConfig
+from .config import ConfigError, PolicyConfig
 from .heads import build_head
 from .image_ops import random_shift, resize, to_float_nchw
 from .language import FrozenTextEncoder, drop_words, get_text_encoder
@@ -56,6 +57,9 @@ class Policy(nn.Module):
             raise ValueError(f"normalization stats are for state_dim={normalization.state_dim}, "
                              f"action_dim={normalization.action_dim}; config has {config.state_dim}, "
                              f"{config.action_dim}")
+        if config.aux_env_state_weight > 0 and config.env_state_dim == 0:
+            raise ConfigError("aux_env_state_weight > 0 needs env_state_dim > 0 (training sets it from the "
+                              "dataset's observation.environment_state)")
         self.config = config
         d = config.d_model
         self.normalizer = TensorNormalizer(normalization, config.state_norm)
@@ -75,6 +79,8 @@ class Policy(nn.Module):
         self.readouts = nn.Parameter(torch.randn(config.chunk, d) * 0.02)
         self.backbone = Transformer(d, config.layers, config.heads, config.mlp_ratio, config.dropout)
         self.head = build_head(config.head, d, config.action_dim, config.chunk, config.head_config)
+        self.env_state_head = (EnvStateHead(d, config.env_state_dim) if config.aux_env_state_weight > 0
+                               else None)
         self._selector = self._build_selector()
         self._episode_generator: torch.Generator | None = None
 
@@ -178,7 +184,15 @@ class Policy(nn.Module):
             mask = mask[..., None].expand(action.shape)
         images = {cam: batch["images"][cam].to(self.device) for cam in self.config.cameras}
         features = self.encode(images, batch["state"].to(self.device), batch["instruction"])
-        return self.head.loss(features, self.normalizer.action(action), mask)
+        losses = self.head.loss(features, self.normalizer.action(action), mask)
+        if self.env_state_head is not None:
+            if "environment_state" not in batch:
+                raise KeyError("batch has no 'environment_state', which policy.aux_env_state_weight > 0 needs "
+                               f"(has {sorted(batch)})")
+            aux = self.env_state_head.loss(features, batch["environment_state"].to(self.device))
+            losses = {**losses, "env_state": aux,
+                      "loss": losses["loss"] + self.config.aux_env_state_weight * aux}
+        return losses
 
     @torch.inference_mode()
     def predict_chunks(self, images: dict[str, torch.Tensor], state: torch.Tensor, instructions: list[str], *,

@@ -26,6 +26,7 @@ from typing import Any
 
 from vla.sim import seeds
 from vla.sim.defaults import CONTROL_RATE_HZ, DEFAULT_CAMERAS, DEFAULT_IMAGE_SIZE
+from vla.sim.env_state import ENV_STATE_KEY, ENV_STATE_NAMES
 from vla.sim.experts import expert_id
 from vla.sim.rollout import ExpertEpisode, init_worker, worker_episode
 from vla.sim.suites import Suite, make_suite
@@ -41,6 +42,8 @@ def features(cameras: tuple[str, ...], image_size: int) -> dict[str, dict[str, A
     feats: dict[str, dict[str, Any]] = {
         "observation.state": {"dtype": "float32", "shape": [4], "names": STATE_NAMES},
         "action": {"dtype": "float32", "shape": [4], "names": ACTION_NAMES},
+        # privileged simulator state, a training target only (never a policy input)
+        ENV_STATE_KEY: {"dtype": "float32", "shape": [len(ENV_STATE_NAMES)], "names": ENV_STATE_NAMES},
     }
     for cam in cameras:
         feats[f"observation.images.{cam}"] = {
@@ -213,6 +216,8 @@ def collect_metaworld(
 def _write_episode(writer, ep: ExpertEpisode, cameras: tuple[str, ...], image_size: int, after: int) -> None:
     for t in range(len(ep.actions)):
         frame = {"observation.state": ep.states[t], "action": ep.actions[t]}
+        if ep.env_states is not None:
+            frame[ENV_STATE_KEY] = ep.env_states[t]
         for cam in cameras:
             frame[f"observation.images.{cam}"] = ep.images[cam][t]
         writer.add_frame(frame, task=ep.instruction)

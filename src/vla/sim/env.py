@@ -3,7 +3,8 @@
 Observation: ``{"images": {camera: uint8 HxWx3}, "state": float32[4], "instruction": str}``
 where state is the hand position (x, y, z, metres) and the gripper opening (0 closed .. 1 open).
 Object and goal positions stay inside (the scripted expert still reads them, through
-``expert_action()``).
+``expert_action()``); ``environment_state`` exposes them for recording as training targets
+(``observation.environment_state``: an auxiliary loss may predict them; a policy never reads them).
 
 Fixes over plain metaworld:
 - new random object/goal positions at every reset (metaworld's ``_freeze_rand_vec`` released),
@@ -23,11 +24,12 @@ import mujoco  # vla.sim's __init__ has set MUJOCO_GL=egl before this import
 import numpy as np
 
 from vla.sim.defaults import CONTROL_RATE_HZ, DEFAULT_CAMERAS, DEFAULT_IMAGE_SIZE
+from vla.sim.env_state import ENV_STATE_NAMES
 from vla.sim.experts import expert_id, make_expert
 from vla.sim.render import CameraRenderer
 from vla.sim.suites import load_instructions, mt50_tasks
 
-__all__ = ["CONTROL_RATE_HZ", "DEFAULT_CAMERAS", "DEFAULT_IMAGE_SIZE", "MetaWorldEnv"]
+__all__ = ["CONTROL_RATE_HZ", "DEFAULT_CAMERAS", "DEFAULT_IMAGE_SIZE", "ENV_STATE_NAMES", "MetaWorldEnv"]
 
 
 def _instruction_rng(seed: int) -> np.random.Generator:
@@ -152,6 +154,12 @@ class MetaWorldEnv:
         """Hand xyz + gripper opening, float32[4]."""
         assert self._full_obs is not None
         return self._full_obs[:4].astype(np.float32)
+
+    @property
+    def environment_state(self) -> np.ndarray:
+        """Object poses and the goal position (see ENV_STATE_NAMES), float32[17]: privileged, for recording."""
+        assert self._full_obs is not None
+        return np.concatenate([self._full_obs[4:18], self._full_obs[36:39]]).astype(np.float32)
 
     def _observation(self) -> dict:
         return {"images": self.render(), "state": self.state, "instruction": self.instruction}

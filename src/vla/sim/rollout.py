@@ -28,6 +28,7 @@ class ExpertEpisode:
     actions: np.ndarray  # float32 [T, 4]
     images: dict[str, np.ndarray] = field(default_factory=dict)  # camera -> uint8 [T, H, W, 3]
     seconds: float = 0.0
+    env_states: np.ndarray | None = None  # float32 [T, 17]: object poses + goal (vla.sim.env.ENV_STATE_NAMES)
 
 
 def run_expert_episode(env, seed: int, attempt: int = 0, steps_after_success: int = 10,
@@ -36,13 +37,14 @@ def run_expert_episode(env, seed: int, attempt: int = 0, steps_after_success: in
     first success (or the step limit); failed episodes come back without frames unless ``keep_failed``."""
     t0 = time.perf_counter()
     obs, _ = env.reset(seed=seed)
-    states, actions = [], []
+    states, actions, env_states = [], [], []
     images: dict[str, list[np.ndarray]] = {c: [] for c in env.cameras}
     success_step = None
     steps = 0
     while True:
         action = env.expert_action()
         states.append(obs["state"])
+        env_states.append(env.environment_state)
         actions.append(action)
         for cam, img in obs["images"].items():
             images[cam].append(img)
@@ -63,6 +65,7 @@ def run_expert_episode(env, seed: int, attempt: int = 0, steps_after_success: in
         actions=np.stack(actions).astype(np.float32) if keep else np.zeros((0, 4), np.float32),
         images={c: np.stack(v) for c, v in images.items()} if keep else {},
         seconds=time.perf_counter() - t0,
+        env_states=np.stack(env_states).astype(np.float32) if keep else None,
     )
 
 

@@ -22,9 +22,10 @@ import torch
 
 from vla.models.image_ops import resize_uint8
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: observation.environment_state cached when the dataset has it
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
+ENV_STATE_KEY = "observation.environment_state"  # privileged simulator state: a training target only
 
 
 def camera_key(camera: str) -> str:
@@ -51,7 +52,8 @@ def cache_key(root: Path, cameras: list[str], image_size: int, max_episodes: int
 class TrainingCache:
     """Arrays over all N frames: images[cam] uint8 [N, S, S, 3] (memory-mapped), state [N, D],
     action [N, A], episode_end [N] (exclusive global end of the frame's episode), instruction_id [N]
-    indexing ``instructions``."""
+    indexing ``instructions``; env_state [N, E] (``observation.environment_state``) or None when the
+    dataset has none."""
 
     root: Path
     images: dict[str, np.ndarray]
@@ -61,6 +63,7 @@ class TrainingCache:
     instruction_id: np.ndarray
     instructions: list[str]
     meta: dict
+    env_state: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -72,8 +75,9 @@ class TrainingCache:
         images = {cam: np.load(root / f"images_{cam}.npy", mmap_mode="r") for cam in meta["cameras"]}
         arr = {name: np.load(root / f"{name}.npy", allow_pickle=False)
                for name in ("state", "action", "episode_end", "instruction_id")}
+        env_state = (np.load(root / "env_state.npy", allow_pickle=False) if meta.get("env_state") else None)
         return cls(root, images, arr["state"], arr["action"], arr["episode_end"], arr["instruction_id"],
-                   list(meta["instructions"]), meta)
+                   list(meta["instructions"]), meta, env_state)
 
 
 def _instructions_of(ds, index: int, cols: dict[str, np.ndarray]) -> list[str]:
@@ -113,13 +117,16 @@ def build_cache(dataset_path: str | Path, cameras: list[str], image_size: int, c
     try:
         mmaps = {cam: np.lib.format.open_memmap(tmp / f"images_{cam}.npy", mode="w+", dtype=np.uint8,
                                                 shape=(total, image_size, image_size, 3)) for cam in cameras}
-        states, actions, ends, instr_ids = [], [], [], []
+        states, actions, ends, instr_ids, env_states = [], [], [], [], []
+        has_env_state = ENV_STATE_KEY in ds.features
         instructions: dict[str, int] = {}
         start = 0
         for n, (e, length) in enumerate(zip(episodes, lengths, strict=True)):
             cols = ds.episode_columns(e)
             states.append(np.asarray(cols[STATE_KEY], dtype=np.float32).reshape(length, -1))
             actions.append(np.asarray(cols[ACTION_KEY], dtype=np.float32).reshape(length, -1))
+            if has_env_state:
+                env_states.append(np.asarray(cols[ENV_STATE_KEY], dtype=np.float32).reshape(length, -1))
             ends.append(np.full(length, start + length, dtype=np.int64))
             instr_ids.append(np.array([instructions.setdefault(t, len(instructions))
                                        for t in _instructions_of(ds, e, cols)], dtype=np.int32))
@@ -137,9 +144,12 @@ def build_cache(dataset_path: str | Path, cameras: list[str], image_size: int, c
         for name, parts in (("state", states), ("action", actions), ("episode_end", ends),
                             ("instruction_id", instr_ids)):
             np.save(tmp / f"{name}.npy", np.concatenate(parts), allow_pickle=False)
+        if has_env_state:
+            np.save(tmp / "env_state.npy", np.concatenate(env_states), allow_pickle=False)
         meta = {"format": CACHE_FORMAT, "dataset": str(root.resolve()), "cameras": list(cameras),
                 "image_size": image_size, "num_frames": total, "num_episodes": len(episodes),
-                "instructions": sorted(instructions, key=instructions.__getitem__), "fps": ds.fps}
+                "instructions": sorted(instructions, key=instructions.__getitem__), "fps": ds.fps,
+                "env_state": has_env_state}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         try:
             os.replace(tmp, final)

@@ -71,6 +71,11 @@ def _prepare_cache(config: TrainConfig, pcfg: dict[str, Any], run: Path, info: d
 
 def _policy_config(config: TrainConfig, cache: TrainingCache) -> PolicyConfig:
     fields = {**config.policy, "state_dim": int(cache.state.shape[1]), "action_dim": int(cache.action.shape[1])}
+    if float(fields.get("aux_env_state_weight") or 0) > 0:
+        if cache.env_state is None:
+            raise ConfigError(f"policy.aux_env_state_weight > 0, but dataset {config.dataset} has no "
+                              "observation.environment_state (vla collect metaworld records it)")
+        fields["env_state_dim"] = int(cache.env_state.shape[1])
     return PolicyConfig.from_dict(fields)
 
 
@@ -119,6 +124,9 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
     cache = _prepare_cache(config, config.policy, run, info)
     pcfg = _policy_config(config, cache)
     policy = Policy(pcfg, stats).to(info.device)
+    if policy.env_state_head is not None:  # before the EMA copies the weights
+        assert cache.env_state is not None
+        policy.env_state_head.set_stats(cache.env_state)
     policy.train()
     optimizer = adamw(policy, config.lr, config.weight_decay)
     ema = EMA(policy, config.ema_decay)

@@ -36,13 +36,16 @@ class BatchSampler:
         end = c.episode_end[idx][:, None]
         mask = offsets < end
         actions = c.action[np.minimum(offsets, end - 1)]  # past the end: repeat the last action (masked)
-        return {
+        batch = {
             "images": {cam: torch.from_numpy(np.ascontiguousarray(c.images[cam][idx])) for cam in self.cameras},
             "state": torch.from_numpy(c.state[idx]),
             "instruction": [c.instructions[i] for i in c.instruction_id[idx]],
             "action": torch.from_numpy(actions),
             "action_mask": torch.from_numpy(mask),
         }
+        if c.env_state is not None:  # an auxiliary target (vla.models.aux_env_state), never an input
+            batch["environment_state"] = torch.from_numpy(c.env_state[idx])
+        return batch
 
 
 class Prefetcher:
