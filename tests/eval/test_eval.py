@@ -115,7 +115,9 @@ def test_eval_writes_valid_report(tiny_policy, tmp_path, expert_or_policy):
     assert lat["chunk_p50"] > 0 and lat["chunk_p99"] >= lat["chunk_p50"] and lat["step_p50"] >= 0
     assert on_disk["policy"]["params"] > 0 and on_disk["policy"]["head"] == "regression"
     assert on_disk["policy"]["chunk"] == 4
+    assert on_disk["difficulty"] == {"easy": {"tasks": 1, "episodes": 2, "successes": 1, "success_rate": 0.5}}
     html = (out / "report.html").read_text()
+    assert "By MT50 difficulty group" in html
     assert "reach-v3" in html and "data:image/png;base64," in html
     assert set(t["videos"]) == {"success", "failure"}
     for v in t["videos"].values():

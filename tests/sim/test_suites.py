@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from vla.eval.groups import difficulty_breakdown
 from vla.sim import make_suite, suite_names
 from vla.sim.seeds import collection_seed, evaluation_seed, is_evaluation_seed
-from vla.sim.suites import load_instructions, mt50_tasks
+from vla.sim.suites import DIFFICULTIES, difficulty, load_instructions, mt50_tasks
 
 
 def test_suite_task_lists():
@@ -15,6 +16,30 @@ def test_suite_task_lists():
     assert set(make_suite("mt10").tasks) <= set(make_suite("mt50").tasks)
     assert make_suite("mt1:drawer-open-v3").tasks == ("drawer-open-v3",)
     assert "reach-v3" in make_suite("mt10").tasks and "mt1:reach-v3" in suite_names()
+
+
+def test_mt50_difficulty_groups_and_ml45():
+    sizes = {d: len(make_suite(f"mt50:{d}").tasks) for d in DIFFICULTIES}
+    assert sizes == {"easy": 28, "medium": 11, "hard": 6, "very_hard": 5}  # the SmolVLA / LeRobot table
+    grouped = [t for d in DIFFICULTIES for t in make_suite(f"mt50:{d}").tasks]
+    assert sorted(grouped) == sorted(mt50_tasks())  # a partition of MT50
+    assert difficulty("reach-v3") == "easy" and difficulty("peg-insert-side-v3") == "medium"
+    train, test = make_suite("ml45-train").tasks, make_suite("ml45-test").tasks
+    assert len(train) == 45 and len(test) == 5 and not set(train) & set(test)
+    assert sorted(train + test) == sorted(mt50_tasks())
+    with pytest.raises(ValueError, match="very_hard"):
+        make_suite("mt50:impossible")
+    with pytest.raises(KeyError, match="fly-v3"):
+        difficulty("fly-v3")
+
+
+def test_difficulty_breakdown_weighs_tasks_equally():
+    tasks = {"reach-v3": {"episodes": 10, "successes": 10, "success_rate": 1.0},
+             "door-open-v3": {"episodes": 10, "successes": 5, "success_rate": 0.5},
+             "push-v3": {"episodes": 4, "successes": 1, "success_rate": 0.25}}
+    out = difficulty_breakdown(tasks)
+    assert out == {"easy": {"tasks": 2, "episodes": 20, "successes": 15, "success_rate": 0.75},
+                   "hard": {"tasks": 1, "episodes": 4, "successes": 1, "success_rate": 0.25}}
 
 
 @pytest.mark.parametrize("name", ["mt11", "ml10", "mt1:fly-v3", ""])

@@ -60,6 +60,9 @@ def render_html(report: dict[str, Any]) -> str:
         )
     lat = report["latency_ms"]
     pol = report["policy"]
+    groups = "".join(f"<tr><td>{html.escape(g.replace('_', ' '))}</td><td>{v['tasks']}</td>"
+                     f"<td>{v['success_rate']:.3f}</td><td>{v['successes']}/{v['episodes']}</td></tr>"
+                     for g, v in (report.get("difficulty") or {}).items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>vla eval: {html.escape(report['suite'])}</title>
 <style>
@@ -77,6 +80,8 @@ max {report['max_steps']} steps, {report['workers']} worker(s), {report['wall_ti
 Instructions file: {_fmt(report.get('instructions_file'))}.</p>
 <h2>Success per task</h2>
 <img alt="success per task" src="data:image/png;base64,{chart}">
+<h2>By MT50 difficulty group</h2>
+<table><tr><th>group</th><th>tasks</th><th>mean success</th><th>episodes</th></tr>{groups}</table>
 <h2>Policy and latency</h2>
 <table><tr><th>parameters</th><td>{pol['params']:,}</td><th>head</th><td>{html.escape(pol['head'])}</td></tr>
 <tr><th>chunk</th><td>{pol['chunk']} (execute {pol['n_action_steps']})</td><th>cameras</th>

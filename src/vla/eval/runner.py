@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vla.data.atomic import write_json_atomic
+from vla.eval.groups import difficulty_breakdown
 from vla.eval.metrics import percentile_ms, wilson_interval
 from vla.eval.rollout import RolloutJob, RolloutResult, init_worker, run_job
 from vla.models.serialization import resolve_policy_dir
@@ -192,6 +193,7 @@ def _report(suite, split, episodes_per_task, seed, max_steps, workers, results, 
         "episodes_per_task": episodes_per_task,
         "success_rate": mean,
         "episodes": total,
+        "difficulty": difficulty_breakdown(tasks),
         "tasks": tasks,
         "latency_ms": {
             "chunk_p50": percentile_ms(chunk_s, 50),
