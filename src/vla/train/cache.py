@@ -16,11 +16,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from vla.models.image_ops import resize_uint8
+
+from .episode_select import parse_episodes, select_episodes
 
 CACHE_FORMAT = 2  # 2: observation.environment_state cached when the dataset has it
 STATE_KEY = "observation.state"
@@ -42,9 +45,12 @@ def dataset_fingerprint(root: Path) -> str:
     return h.hexdigest()
 
 
-def cache_key(root: Path, cameras: list[str], image_size: int, max_episodes: int | None) -> str:
+def cache_key(root: Path, cameras: list[str], image_size: int, max_episodes: int | None,
+              episodes: list[int] | None = None) -> str:
     spec = {"fingerprint": dataset_fingerprint(root), "cameras": list(cameras), "image_size": image_size,
             "max_episodes": max_episodes, "format": CACHE_FORMAT}
+    if episodes is not None:  # absent otherwise, so caches of whole datasets keep their keys
+        spec["episodes"] = list(episodes)
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -91,8 +97,10 @@ def _instructions_of(ds, index: int, cols: dict[str, np.ndarray]) -> list[str]:
 
 
 def build_cache(dataset_path: str | Path, cameras: list[str], image_size: int, cache_dir: str | Path,
-                max_episodes: int | None = None, progress: Callable[[int, int], None] | None = None) -> TrainingCache:
-    """Return the cache for these settings, building it first if needed."""
+                max_episodes: int | None = None, progress: Callable[[int, int], None] | None = None,
+                episodes: Any = None) -> TrainingCache:
+    """Return the cache for these settings, building it first if needed. ``episodes`` selects episodes by
+    index (``vla.train.episode_select``), ``max_episodes`` keeps the first N of them."""
     from vla.data import Dataset
     from vla.data.errors import DatasetError
 
@@ -105,11 +113,12 @@ def build_cache(dataset_path: str | Path, cameras: list[str], image_size: int, c
     for key in (STATE_KEY, ACTION_KEY):
         if key not in ds.features:
             raise ValueError(f"dataset {str(root)!r} has no {key!r} feature (has {sorted(ds.features)})")
-    key = cache_key(root, cameras, image_size, max_episodes)
+    wanted = parse_episodes(episodes)
+    key = cache_key(root, cameras, image_size, max_episodes, wanted)
     final = Path(cache_dir) / key
     if (final / "meta.json").is_file():
         return TrainingCache.load(final)
-    episodes = [e.index for e in ds.episodes][: max_episodes or None]
+    episodes = select_episodes([e.index for e in ds.episodes], wanted, max_episodes, str(root))
     lengths = [ds.episode(e).length for e in episodes]
     total = int(sum(lengths))
     Path(cache_dir).mkdir(parents=True, exist_ok=True)

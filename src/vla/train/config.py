@@ -12,6 +12,8 @@ import yaml
 
 from vla.models.config import ConfigError, PolicyConfig
 
+from .episode_select import parse_episodes
+
 _POLICY_FIELDS = {f.name for f in dataclasses.fields(PolicyConfig)}
 
 
@@ -21,7 +23,8 @@ class TrainConfig:
 
     ``policy`` holds PolicyConfig fields to set (state_dim/action_dim come from the dataset).
     ``cache_dir`` (default: $VLA_CACHE_DIR, else RUN/cache) holds the decoded image cache; point
-    several runs at one folder to share it.
+    several runs at one folder to share it. ``episodes`` trains on some episodes only: indices and
+    half-open ranges, ``"0:10,50:60"`` or ``[3, 7]`` (``max_episodes`` then keeps the first N of them).
     """
 
     dataset: str = ""
@@ -46,6 +49,7 @@ class TrainConfig:
     device: str = "auto"
     prefetch: int = 6
     max_episodes: int | None = None
+    episodes: str | list[int] | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -66,6 +70,7 @@ class TrainConfig:
             raise ConfigError("lr > 0, weight_decay >= 0 and grad_clip >= 0 (0 disables clipping)")
         if not 0 <= self.ema_decay < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("ema_decay in [0, 1) and min_lr_ratio in [0, 1]")
+        parse_episodes(self.episodes)
         if not isinstance(self.policy, dict):
             raise ConfigError("policy: expected a mapping of PolicyConfig fields")
         unknown = sorted(set(self.policy) - _POLICY_FIELDS)
@@ -143,7 +148,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(f"override {item!r}: expected key=value")
         key, raw = item.split("=", 1)
         key = key.strip()
-        value = parse_value(raw)
+        # episode ranges stay text: YAML would read "10:20" as a base-60 number
+        value = raw.strip() if key == "episodes" and ":" in raw else parse_value(raw)
         option = key.removeprefix("policy.")
         if option.startswith("head_options."):
             options = out["policy"].get("head_options")

@@ -44,6 +44,7 @@ def _prepare_cache(config: TrainConfig, pcfg: dict[str, Any], run: Path, info: d
     cameras = list(pcfg.get("cameras", PolicyConfig().cameras))
     size = int(pcfg.get("image_size", PolicyConfig().image_size))
     args = (config.dataset, cameras, size, _cache_dir(config, run), config.max_episodes)
+    select = {"episodes": config.episodes}
     if info.is_main:
         bar = None
 
@@ -59,13 +60,13 @@ def _prepare_cache(config: TrainConfig, pcfg: dict[str, Any], run: Path, info: d
             bar.update(done - bar.n)
 
         try:
-            cache = build_cache(*args, progress=progress)
+            cache = build_cache(*args, progress=progress, **select)
         finally:  # closed on errors too, so an error message gets a line of its own
             if bar is not None:
                 bar.close()
     distributed.barrier(info)
     if not info.is_main:
-        cache = build_cache(*args)
+        cache = build_cache(*args, **select)
     return cache
 
 
