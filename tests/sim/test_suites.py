@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vla.sim import make_suite, suite_names
-from vla.sim.seeds import (calibration_seed, collection_seed, evaluation_seed, is_calibration_seed,
-                           is_evaluation_seed)
+from vla.sim.seeds import calibration_seed, collection_seed, evaluation_seed, is_calibration_seed, is_evaluation_seed
 from vla.sim.suites import load_instructions, mt50_tasks
 
 
