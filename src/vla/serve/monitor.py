@@ -227,3 +227,51 @@ class FailureMonitor:
                 self.first_alarm_step = self._steps
         self._steps += 1
         return MonitorStep(float(self._score), bool(alarm), raw)
+
+
+class RequestMonitor:
+    """A FailureMonitor fed from a policy server's request stream (one per connection).
+
+    A request brings the state at the client's control step ``step`` (the observation's optional ``"step"``;
+    without it, the previous request's step + ``steps_per_request``, the policy's ``n_action_steps``). The
+    actions executed since the previous request are taken to be the first ``step - previous step`` actions of
+    the previous reply, from states interpolated linearly between the two observed states: the server sees
+    one state per request, so back-and-forth motion within one request interval is invisible to it.
+    ``on_request`` feeds those steps and returns the score and alarm as of the new request; ``on_reply``
+    gives the new chunk (and features, samples) to the monitor.
+    """
+
+    def __init__(self, calibration: MonitorCalibration, steps_per_request: int) -> None:
+        if steps_per_request < 1:
+            raise MonitorError(f"steps_per_request: expected >= 1, got {steps_per_request}")
+        self.monitor = FailureMonitor.from_calibration(calibration)
+        self.steps_per_request = steps_per_request
+        self.reset()
+
+    def reset(self) -> None:
+        self.monitor.reset()
+        self._state: np.ndarray | None = None
+        self._chunk: np.ndarray | None = None
+        self._step = 0
+        self._last = MonitorStep(0.0, False, {})
+
+    def on_request(self, state: np.ndarray, step: int | None = None) -> tuple[int, MonitorStep]:
+        state = np.asarray(state, np.float64).reshape(-1)
+        if self._state is None or self._chunk is None:
+            t = 0 if step is None else int(step)
+        else:
+            t = self._step + self.steps_per_request if step is None else int(step)
+            n = t - self._step
+            if n <= 0:  # the client went back in time: a new episode without a reset flag
+                self.monitor.reset()
+            for j in range(max(n, 0)):
+                s = self._state + (state - self._state) * (j / n)
+                a = self._chunk[min(j, len(self._chunk) - 1)]
+                self._last = self.monitor.step(s, a)
+        self._state, self._step = state, t
+        return t, self._last
+
+    def on_reply(self, chunk: np.ndarray, features: np.ndarray | None = None,
+                 samples: np.ndarray | None = None) -> None:
+        self._chunk = np.asarray(chunk, np.float64)
+        self.monitor.on_chunk(self._chunk, self._step, features, samples)
