@@ -59,7 +59,8 @@ def prefix_max(values: list[float | None], k: int) -> float:
 
 def paired_difference_interval(pairs: list[tuple[bool, bool]], z: float = 1.959964) -> tuple[float, float, float]:
     """(difference, low, high) of success(after) - success(before) over paired episodes: Newcombe's (1998)
-    method 10, from the Wilson intervals of both rates and the correlation of the pairs."""
+    method 10, from the Wilson intervals of both rates and the correlation of the pairs (its numerator
+    ``ad - bc`` reduced by ``n / 2`` when positive, Newcombe's correction)."""
     n = len(pairs)
     if n == 0:
         return 0.0, -1.0, 1.0
@@ -71,7 +72,9 @@ def paired_difference_interval(pairs: list[tuple[bool, bool]], z: float = 1.9599
     l1, u1 = wilson_interval(a + b, n, z)
     l2, u2 = wilson_interval(a + c, n, z)
     denom = math.sqrt((a + b) * (c + d) * (a + c) * (b + d))
-    phi = (a * d - b * c) / denom if denom > 0 else 0.0
+    num = a * d - b * c
+    num = max(num - n / 2, 0.0) if num > 0 else num
+    phi = num / denom if denom > 0 else 0.0
     phi = max(-1.0, min(1.0, phi))
     diff = p_after - p_before
     dl = math.sqrt(max(0.0, (p_after - l1) ** 2 - 2 * phi * (p_after - l1) * (u2 - p_before) + (u2 - p_before) ** 2))
