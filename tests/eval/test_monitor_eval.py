@@ -149,8 +149,9 @@ def test_eval_with_monitor_and_recovery_end_to_end(calibration, tiny_run, tmp_pa
     assert "monitor: AUROC" in r.output and "recovery retry" in r.output
     report = json.loads((out / "report.json").read_text())
     # watching does not change the rollouts: the monitored run is the plain evaluation, step for step
-    assert [(e["success"], e["steps"]) for e in report["per_episode"]] == \
-        [(e["success"], e["steps"]) for e in plain["per_episode"]] == [(False, 60), (True, report["per_episode"][1]["steps"])]
+    outcomes = [(e["success"], e["steps"]) for e in report["per_episode"]]
+    assert outcomes == [(e["success"], e["steps"]) for e in plain["per_episode"]]
+    assert outcomes[0] == (False, 60) and outcomes[1][0] is True
     m = report["monitor"]
     assert m["threshold"] == MonitorCalibration.load(path).threshold and m["calibration_tasks"] == [TASK]
     for sec in (m["overall"], m["tasks"][TASK]):

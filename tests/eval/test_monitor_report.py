@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vla.eval.monitor_report import (auroc, monitor_section, paired_difference_interval, prefix_max,
-                                     recovery_section)
+from vla.eval.monitor_report import auroc, monitor_section, paired_difference_interval, prefix_max, recovery_section
 
 
 def brute_force_auroc(pos, neg) -> float:
@@ -20,7 +19,8 @@ def brute_force_auroc(pos, neg) -> float:
 
 
 @settings(max_examples=200, deadline=None)
-@given(pos=st.lists(st.integers(0, 6), min_size=1, max_size=30), neg=st.lists(st.integers(0, 6), min_size=1, max_size=30))
+@given(pos=st.lists(st.integers(0, 6), min_size=1, max_size=30),
+       neg=st.lists(st.integers(0, 6), min_size=1, max_size=30))
 def test_auroc_equals_the_brute_force_pair_count_with_ties(pos, neg):
     assert auroc(np.array(pos) / 2, np.array(neg) / 2) == pytest.approx(brute_force_auroc(pos, neg), abs=1e-12)
 
