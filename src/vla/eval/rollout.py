@@ -166,7 +166,7 @@ def _episode(job: RolloutJob, record_frames: bool, recovery=None) -> dict:
             smp = None
             if samples > 0 and hasattr(policy, "resample_last"):
                 t1 = time.perf_counter()
-                smp = policy.resample_last(samples)
+                smp = policy.resample_last(samples, seed=(job.seed * 1_000_003 + now[0]) % 2**63)
                 trace.sample_s.append(time.perf_counter() - t1)
             t1 = time.perf_counter()
             monitor.on_chunk(out, now[0], features=feats, samples=smp)

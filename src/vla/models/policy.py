@@ -248,13 +248,15 @@ class Policy(nn.Module):
         return self._last_features[0].mean(0).float().cpu().numpy().astype(np.float64)
 
     @torch.inference_mode()
-    def resample_last(self, n: int, generator: torch.Generator | None = None) -> np.ndarray | None:
+    def resample_last(self, n: int, seed: int | None = None) -> np.ndarray | None:
         """``n`` more chunks [n, H, A] (normalized units) from the latest prediction's features, for the
-        sample-spread signal of sampling heads; None before any prediction."""
+        sample-spread signal of sampling heads, with noise from a generator seeded with ``seed`` (None: torch's
+        global RNG; the episode's generator is left alone); None before any prediction."""
         if self._last_features is None or n < 1:
             return None
         feats = self._last_features[:1].expand(n, -1, -1)
-        return self.head.predict(feats, generator=generator).float().cpu().numpy()
+        gen = self._seeded(seed) if seed is not None else None
+        return self.head.predict(feats, generator=gen).float().cpu().numpy()
 
     def flush_actions(self) -> None:
         """Drop queued actions and past chunks: the next ``select_action`` predicts a new chunk."""
