@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "vla.sim.commands",
     "vla.train.commands",
     "vla.eval.commands",
+    "vla.eval.monitor_commands",
     "vla.serve.commands",
     "vla.quickstart",
 ]

@@ -199,3 +199,38 @@ def test_head_registry():
     pred = head.predict(feats)
     expected = ((pred - target).abs() * mask[..., None]).sum() / (mask.sum() * 2)
     torch.testing.assert_close(head.loss(feats, target, mask)["loss"], expected)
+
+
+def test_policy_hooks_for_the_failure_monitor_and_recovery():
+    p = Policy(tiny_config(chunk=4, n_action_steps=2), stats()).eval()
+    o = obs(p.config)
+    assert p.last_features is None and p.resample_last(3) is None
+    calls = []
+    original = p.predict_chunk
+
+    def counting(x):
+        calls.append(1)
+        return original(x)
+
+    p.predict_chunk = counting
+    p.select_action(o)
+    f = p.last_features
+    assert f.shape == (32,) and np.isfinite(f).all()
+    s1, s2 = p.resample_last(3, seed=7), p.resample_last(3, seed=7)
+    assert s1.shape == (3, 4, 4) and np.array_equal(s1, s2)  # seeded: reproducible
+    p.select_action(o)
+    assert len(calls) == 1
+    p.flush_actions()  # the queue is dropped: the next step predicts anew
+    p.select_action(o)
+    assert len(calls) == 2
+    p.set_temporal_ensemble(0.01)  # replan: a chunk every step
+    assert isinstance(p._selector, TemporalEnsembler)
+    for _ in range(3):
+        p.select_action(o)
+    assert len(calls) == 5
+    p.set_temporal_ensemble(None)  # back to the configured queue, empty
+    p.select_action(o)
+    p.select_action(o)
+    assert len(calls) == 6 and not isinstance(p._selector, TemporalEnsembler)
+    p.reset()
+    assert p.last_features is None

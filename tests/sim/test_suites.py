@@ -6,7 +6,7 @@ import pytest
 
 from vla.eval.groups import difficulty_breakdown
 from vla.sim import make_suite, suite_names
-from vla.sim.seeds import collection_seed, evaluation_seed, is_evaluation_seed
+from vla.sim.seeds import calibration_seed, collection_seed, evaluation_seed, is_calibration_seed, is_evaluation_seed
 from vla.sim.suites import DIFFICULTIES, difficulty, load_instructions, mt50_tasks
 
 
@@ -80,3 +80,11 @@ def test_collection_and_evaluation_seeds_are_disjoint():
     assert collection_seed(0, 3, 7) != collection_seed(0, 4, 7) != collection_seed(1, 3, 7)
     with pytest.raises(ValueError):
         collection_seed(0, 0, 10**6)
+
+
+def test_calibration_seeds_lie_between_collection_and_evaluation():
+    top = calibration_seed(10**6 - 1, 999, 10**6 - 1)
+    assert collection_seed(10**6 - 1, 999, 10**6 - 1) < calibration_seed(0, 0, 0) <= top < evaluation_seed(0, 0, 0)
+    assert is_calibration_seed(calibration_seed(0, 0, 0)) and is_calibration_seed(top)
+    assert not is_calibration_seed(evaluation_seed(0, 0, 0)) and not is_calibration_seed(collection_seed(0, 0, 0))
+    assert not is_evaluation_seed(top)

@@ -24,6 +24,11 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Run seed (evaluation seeds never overlap collection seeds)."),
         videos: bool = typer.Option(True, help="Record a success and a failure video per task."),
         as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
+        monitor: Path | None = typer.Option(None, "--monitor", help="Failure-monitor calibration JSON (vla monitor "
+                                            "calibrate): score and alarm every step, a monitor section in the report."),
+        recovery: str | None = typer.Option(None, "--recovery", help="With --monitor: retry, replan, home or stop "
+                                            "on an alarm; the report compares success with and without it."),
+        recovery_budget: int = typer.Option(2, "--recovery-budget", help="Recoveries allowed per episode."),
     ) -> None:
         """Roll a policy out in simulation; write report.json and report.html."""
         import json
@@ -38,7 +43,8 @@ def register(app: typer.Typer) -> None:
             report = evaluate(policy, suite=suite, episodes_per_task=episodes_per_task, out=out, split=split,
                               instructions=instructions, workers=workers, max_steps=max_steps, seed=seed,
                               videos=videos, progress=not as_json, server=server,
-                              api_key=read_api_key(api_key_file))
+                              api_key=read_api_key(api_key_file), monitor=monitor, recovery=recovery,
+                              recovery_budget=recovery_budget)
         except (FileNotFoundError, ValueError, PolicyClientError) as e:
             typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from e
@@ -46,7 +52,10 @@ def register(app: typer.Typer) -> None:
             slim = {k: v for k, v in report.items() if k != "per_episode"}
             typer.echo(json.dumps(slim, indent=2))
             return
-        print_success_table(report, Console())
+        console = Console()
+        print_success_table(report, console)
+        if report.get("monitor"):
+            print_monitor_summary(report, console)
         typer.echo(f"report: {out / 'report.html'}")
 
 
@@ -69,3 +78,23 @@ def print_success_table(report: dict, console) -> None:
         console.print(f"served: {s['actions']} actions, {s['holds']} holds, watchdog {s['watchdog'] or 'quiet'}, "
                       f"safety filter changed {s['safety_modified']} ({s['safety_limits'] or 'no limit hit'}), "
                       f"{s['violations']} limit violations")
+
+
+def print_monitor_summary(report: dict, console) -> None:
+    m = report["monitor"]["overall"]
+    at = m["at"]
+    fa = m["false_alarms"]
+
+    def f(v) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    console.print(f"monitor: AUROC (episodes running) at 25/50/75% of the step budget "
+                  f"{f(at['25%']['auroc'])} / {f(at['50%']['auroc'])} / {f(at['75%']['auroc'])}; false alarms on "
+                  f"successes {fa['episodes']}/{fa['successes']}; median lead {f(m['median_lead_steps'])} steps; "
+                  f"cost p50 {f(m['cost_ms']['step_p50'])} ms/step")
+    rec = report.get("recovery")
+    if rec:
+        o = rec["overall"]
+        console.print(f"recovery {rec['strategy']} (budget {rec['budget']}): success {f(o['without']['success_rate'])}"
+                      f" -> {f(o['with']['success_rate'])}, gain {f(o['gain'])} [{f(o['gain_ci95'][0])}, "
+                      f"{f(o['gain_ci95'][1])}], {o['recoveries_per_episode']} recoveries per episode")

@@ -1,4 +1,6 @@
-"""report.html: success per task (bar chart with 95% intervals), latency, and rollout videos."""
+"""report.html: success per task (bar chart with 95% intervals), latency, and rollout videos; with a failure
+monitor, its score over time for a success and a failure per task, the detection table and, with recovery,
+success with and without it."""
 
 from __future__ import annotations
 
@@ -36,6 +38,99 @@ def success_chart_png(report: dict[str, Any]) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def monitor_traces_png(report: dict[str, Any]) -> bytes:
+    """Per task: the monitor's score over the steps of the first success and the first failure (monitored
+    runs), with the alarm threshold, as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(report["tasks"])
+    threshold = report["monitor"]["threshold"]
+    cols = 2 if len(tasks) > 1 else 1
+    rows = (len(tasks) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 2.2 * rows + 0.4), dpi=100, squeeze=False)
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        eps = [e for e in report["per_episode"] if e["task"] == task and "monitor" in e]
+        for ok, color in ((True, "#2a9d8f"), (False, "#e76f51")):
+            e = next((x for x in eps if x["success"] == ok), None)
+            if e is None:
+                continue
+            y = [float("nan") if v is None else v for v in e["monitor"]["score"]]
+            ax.plot(range(1, len(y) + 1), y, color=color, lw=1.2,
+                    label=f"{'success' if ok else 'failure'} (ep {e['episode']})")
+        ax.axhline(threshold, color="#264653", ls="--", lw=1, label="threshold")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel("score", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _monitor_html(report: dict[str, Any]) -> str:
+    m = report.get("monitor")
+    if not m:
+        return ""
+    chart = base64.b64encode(monitor_traces_png(report)).decode()
+    signals = list(m["weights"])
+
+    def row(name: str, sec: dict[str, Any], calibrated: str) -> str:
+        at = sec["at"]
+        fa = sec["false_alarms"]
+        cells = "".join(f"<td>{_fmt(at[p]['auroc'])}</td>" for p in ("25%", "50%", "75%"))
+        sig = "".join(f"<td>{_fmt(at['50%']['signals'][s]['auroc'])}</td>" for s in signals)
+        return (f"<tr><td>{html.escape(name)}</td><td>{calibrated}</td><td>{sec['failures']}/{sec['episodes']}</td>"
+                f"{cells}<td>{_fmt(at['50%']['auroc_all'])}</td>{sig}<td>{_fmt(sec['detection_rate'])}</td>"
+                f"<td>{_fmt(sec['median_lead_steps'])}</td><td>{fa['episodes']}/{fa['successes']} "
+                f"[{_fmt(fa['ci95'][0])}, {_fmt(fa['ci95'][1])}]</td>"
+                f"<td>{_fmt(sec['cost_ms']['step_p50'])} / {_fmt(sec['cost_ms']['step_p99'])}</td></tr>")
+
+    rows = [row(t, sec, "yes" if sec["calibrated_on_task"] else "held out") for t, sec in m["tasks"].items()]
+    if m.get("heldout_tasks"):
+        rows.append(row("tasks held out from calibration", m["heldout_tasks"], "no"))
+    rows.append(row("all", m["overall"], ""))
+    head = "".join(f"<th>{html.escape(s)} @50%</th>" for s in signals)
+    out = f"""<h2>Failure monitor</h2>
+<p>Calibration {html.escape(m['calibration'])}: threshold {m['threshold']:.3f} for a false-alarm rate of
+{m['alpha']} on successes; calibrated on {html.escape(', '.join(m['calibration_tasks']) or '-')}.
+AUROC of predicting the episode's failure from the highest score in the first 25/50/75% of the step budget,
+over the episodes still running then ("all @50%": every episode). Lead: median steps from a failure's first
+alarm to its end.</p>
+<img alt="monitor score over time" src="data:image/png;base64,{chart}">
+<table><tr><th>task</th><th>calibrated on</th><th>failures</th><th>AUROC @25%</th><th>@50%</th><th>@75%</th>
+<th>all @50%</th>{head}<th>failures detected</th><th>lead (steps)</th><th>false alarms [95% CI]</th>
+<th>cost ms/step p50 / p99</th></tr>
+{''.join(rows)}
+</table>"""
+    rec = report.get("recovery")
+    if rec:
+        def rrow(name: str, b: dict[str, Any]) -> str:
+            w, r = b["without"], b["with"]
+            return (f"<tr><td>{html.escape(name)}</td><td>{_fmt(w['success_rate'])} [{_fmt(w['ci95'][0])}, "
+                    f"{_fmt(w['ci95'][1])}]</td><td>{_fmt(r['success_rate'])} [{_fmt(r['ci95'][0])}, "
+                    f"{_fmt(r['ci95'][1])}]</td><td>{_fmt(b['gain'])} [{_fmt(b['gain_ci95'][0])}, "
+                    f"{_fmt(b['gain_ci95'][1])}]</td><td>+{b['gained']} / -{b['lost']}</td>"
+                    f"<td>{_fmt(b['recoveries_per_episode'])}</td><td>{b['stopped']}</td></tr>")
+
+        rrows = [rrow(t, b) for t, b in rec["tasks"].items()] + [rrow("all", rec["overall"])]
+        out += f"""
+<h2>Recovery: {html.escape(rec['strategy'])} (budget {rec['budget']} per episode)</h2>
+<p>{html.escape(rec['design'])}; same step budget ({report['max_steps']}).</p>
+<table><tr><th>task</th><th>success without [95% CI]</th><th>with recovery</th><th>gain [95% CI, paired]</th>
+<th>episodes gained / lost</th><th>recoveries per episode</th><th>stopped</th></tr>
+{''.join(rrows)}
+</table>"""
+    return out
 
 
 def _fmt(v: Any) -> str:
@@ -89,6 +184,7 @@ Instructions file: {_fmt(report.get('instructions_file'))}.</p>
 <tr><th>chunk inference p50 / p99</th><td>{_fmt(lat['chunk_p50'])} / {_fmt(lat['chunk_p99'])} ms</td>
 <th>per step p50 / p99</th><td>{_fmt(lat['step_p50'])} / {_fmt(lat['step_p99'])} ms</td></tr></table>
 <p><small>{html.escape(lat['note'])}; machine: {html.escape(str(report['machine']))}</small></p>
+{_monitor_html(report)}
 <h2>Tasks</h2>
 <table><tr><th>task</th><th>success</th><th>n</th><th>95% CI</th><th>steps to success</th><th>instructions</th>
 <th>rollouts</th></tr>

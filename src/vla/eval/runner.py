@@ -68,9 +68,18 @@ def evaluate(
     progress: bool = True,
     server: str | None = None,
     api_key: str | None = None,
+    monitor: str | Path | None = None,
+    recovery: str | None = None,
+    recovery_budget: int = 2,
 ) -> dict[str, Any]:
     """Evaluate a saved policy (or the one served at ``server``, through client, executor, watchdog and safety
-    filter); writes OUT/report.json, OUT/report.html and OUT/videos/. Returns the report."""
+    filter); writes OUT/report.json, OUT/report.html and OUT/videos/. Returns the report.
+
+    ``monitor``: a calibration JSON (``vla monitor calibrate``): every step is judged by the failure monitor,
+    report.json gains a ``monitor`` section and OUT/monitor_steps.jsonl has every step's score, alarm and
+    signals. ``recovery`` (with ``monitor``): a strategy of ``vla.serve.recovery`` acts on the alarm, at most
+    ``recovery_budget`` times per episode; report.json gains a ``recovery`` section (see
+    ``vla.eval.monitor_report``)."""
     from vla.sim import make_suite
 
     if split not in SPLITS:
@@ -79,6 +88,7 @@ def evaluate(
         raise ValueError("episodes_per_task, workers and max_steps must be >= 1")
     if (policy is None) == (server is None):
         raise ValueError("give exactly one of a policy folder (--policy) and a server URL (--server)")
+    monitor_opts, calibration = _monitor_options(monitor, recovery, recovery_budget, server)
     policy_dir = resolve_policy_dir(policy) if policy is not None else None
     the_suite = make_suite(suite)
     overrides = load_instruction_overrides(instructions, the_suite.tasks) if instructions else None
@@ -93,10 +103,14 @@ def evaluate(
     policy_info = _policy_info(policy_dir) if policy_dir is not None else _server_policy_info(server, api_key)
 
     t0 = time.perf_counter()
-    results = _run(jobs, policy_dir, max_steps, video_dir if videos else None, workers, progress, server_info)
+    results = _run(jobs, policy_dir, max_steps, video_dir if videos else None, workers, progress, server_info,
+                   monitor_opts)
     wall = time.perf_counter() - t0
     report = _report(the_suite, split, episodes_per_task, seed, max_steps, workers, results, policy_info, wall,
                      instructions)
+    if calibration is not None:
+        _add_monitor_sections(report, results, the_suite.tasks, max_steps, calibration, str(monitor), monitor_opts)
+        _write_steps(out / "monitor_steps.jsonl", results)
     if videos:
         _prune_videos(report, video_dir)
     write_json_atomic(out / "report.json", report)
@@ -104,6 +118,71 @@ def evaluate(
 
     write_html_report(report, out / "report.html")
     return report
+
+
+def _monitor_options(monitor, recovery, budget, server) -> tuple[dict | None, dict | None]:
+    """Worker options for the monitor (and recovery), and the calibration as a dict; checks the flags."""
+    from vla.serve.recovery import STRATEGIES, RecoveryConfig
+
+    if monitor is None:
+        if recovery is not None:
+            raise ValueError("--recovery needs --monitor CALIB.json (the alarm that triggers it)")
+        return None, None
+    if server is not None:
+        raise ValueError("--monitor needs --policy (a served policy is monitored by the server: vla serve --monitor)")
+    if recovery is not None and recovery not in STRATEGIES:
+        raise ValueError(f"--recovery: expected one of {', '.join(STRATEGIES)}, got {recovery!r}")
+    from vla.serve.monitor import MonitorCalibration
+
+    cal = MonitorCalibration.load(monitor).to_dict()
+    rec = None
+    if recovery is not None:
+        import dataclasses
+
+        rec = dataclasses.asdict(RecoveryConfig(recovery, budget=budget))
+    return {"calibration": cal, "recovery": rec}, cal
+
+
+def _add_monitor_sections(report: dict[str, Any], results: list[RolloutResult], tasks: list[str], max_steps: int,
+                          calibration: dict[str, Any], path: str, opts: dict[str, Any]) -> None:
+    from vla.eval.monitor_report import monitor_section, recovery_section
+    from vla.sim.defaults import CONTROL_RATE_HZ
+
+    report["monitor"] = monitor_section(results, tasks, max_steps, calibration, path, CONTROL_RATE_HZ)
+    report["recovery"] = recovery_section(results, tasks, opts["recovery"]) if opts.get("recovery") else None
+    by_key = {(r.task, r.episode): r for r in results}
+    for e in report["per_episode"]:
+        r = by_key[(e["task"], e["episode"])]
+        m = r.monitor
+        e["monitor"] = {"score": m["score"], "first_alarm": m["first_alarm"], "alarms": int(sum(m["alarm"])),
+                        "max_score": max([v for v in m["score"] if v is not None], default=0.0)}
+        if r.recovery is not None:
+            rec = r.recovery
+            e["recovery"] = {k: rec[k] for k in ("success", "steps", "success_step", "stopped", "recoveries",
+                                                 "rerun", "replay_consistent")}
+            if "trace" in rec:
+                e["recovery"]["score"] = rec["trace"]["score"]
+
+
+def _write_steps(path: Path, results: list[RolloutResult]) -> None:
+    """One JSON line per executed step: task, episode, run ("monitored" / "recovery"), step, kind, score, alarm
+    and the raw signals (NaN signals, on recovery steps the monitor did not judge, are written as null)."""
+    import math
+
+    from vla.data.atomic import write_bytes_atomic
+
+    lines = []
+    for r in results:
+        runs = [("monitored", r.monitor)]
+        if r.recovery is not None and "trace" in r.recovery:
+            runs.append(("recovery", r.recovery["trace"]))
+        for name, tr in runs:
+            for i in range(len(tr["score"])):
+                sig = {k: (None if math.isnan(v[i]) else v[i]) for k, v in tr["signals"].items() if i < len(v)}
+                lines.append(json.dumps({"task": r.task, "episode": r.episode, "run": name, "step": i,
+                                         "kind": tr["kind"][i], "score": tr["score"][i], "alarm": tr["alarm"][i],
+                                         "signals": sig}))
+    write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
 
 
 def _policy_info(policy_dir: Path) -> dict[str, Any]:
@@ -130,13 +209,14 @@ def _server_policy_info(url: str, api_key: str | None) -> dict[str, Any]:
 
 
 def _run(jobs: list[RolloutJob], policy_dir: Path | None, max_steps: int, video_dir: Path | None, workers: int,
-         progress: bool, server: dict | None = None) -> list[RolloutResult]:
+         progress: bool, server: dict | None = None, monitor: dict | None = None) -> list[RolloutResult]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     # One torch thread per rollout worker: with two threads a chunk takes ~390 ms instead of ~5 ms
     # here whenever another process holds a core (measured, see benchmarks/latency.py).
     threads = 1
-    init = (str(policy_dir) if policy_dir else None, max_steps, str(video_dir) if video_dir else None, threads, server)
+    init = (str(policy_dir) if policy_dir else None, max_steps, str(video_dir) if video_dir else None, threads, server,
+            monitor)
     results: list[RolloutResult] = []
     columns = (TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("success {task.fields[sr]}"),
                TimeElapsedColumn())

@@ -83,6 +83,7 @@ class Policy(nn.Module):
                                else None)
         self._selector = self._build_selector()
         self._episode_generator: torch.Generator | None = None
+        self._last_features: torch.Tensor | None = None  # readout features of the latest prediction [B, H, d]
 
     # ---- construction --------------------------------------------------------------------------------
     def _build_vision(self) -> nn.Module:
@@ -208,6 +209,7 @@ class Policy(nn.Module):
             state = state.to(self.device).float()
             features = self.encode({k: v.to(self.device) for k, v in images.items()},
                                    self.normalizer.dataset_state(state), instructions)
+            self._last_features = features
             actions = self.head.predict(features, generator=generator, steps=steps)
             return self.normalizer.robot_actions(self.normalizer.unaction(actions.float()), state)
         finally:
@@ -251,12 +253,41 @@ class Policy(nn.Module):
         action[dims] += ref
         return action
 
+    @property
+    def last_features(self) -> np.ndarray | None:
+        """Mean readout features [d] of the first observation of the latest prediction (the failure
+        monitor's out-of-distribution signal reads them), or None before any prediction."""
+        if self._last_features is None:
+            return None
+        return self._last_features[0].mean(0).float().cpu().numpy().astype(np.float64)
+
+    @torch.inference_mode()
+    def resample_last(self, n: int, seed: int | None = None) -> np.ndarray | None:
+        """``n`` more chunks [n, H, A] (normalized units) from the latest prediction's features, for the
+        sample-spread signal of sampling heads, with noise from a generator seeded with ``seed`` (None: torch's
+        global RNG; the episode's generator is left alone); None before any prediction."""
+        if self._last_features is None or n < 1:
+            return None
+        feats = self._last_features[:1].expand(n, -1, -1)
+        gen = self._seeded(seed) if seed is not None else None
+        return self.head.predict(feats, generator=gen).float().cpu().numpy()
+
+    def flush_actions(self) -> None:
+        """Drop queued actions and past chunks: the next ``select_action`` predicts a new chunk."""
+        self._selector.reset()
+
+    def set_temporal_ensemble(self, coeff: float | None) -> None:
+        """Switch action selection to ACT temporal ensembling with ``coeff`` (a chunk every step), or back to
+        the configured selector with None; either way the queue starts empty (recovery's ``replan``)."""
+        self._selector = TemporalEnsembler(coeff, self.config.chunk) if coeff is not None else self._build_selector()
+
     def reset(self, seed: int | None = None) -> None:
         """Forget queued actions / past chunks (call at the start of every episode). With ``seed``, the
         chunks of the episode draw their sampling noise from one generator seeded with it, so the
         episode is reproducible."""
-        self._selector.reset()
+        self._selector = self._build_selector()
         self._episode_generator = None if seed is None else self._seeded(seed)
+        self._last_features = None
 
     def _seeded(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(int(seed))

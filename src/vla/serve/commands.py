@@ -1,4 +1,4 @@
-"""CLI: ``vla serve --policy RUN [--host 127.0.0.1] [--port 8000] [--api-key-file F] [--safety F]``."""
+"""CLI: ``vla serve --policy RUN [--host 127.0.0.1] [--port 8000] [--api-key-file F] [--safety F] [--monitor F]``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(1, help="torch threads for inference."),
         max_message_mb: float = typer.Option(32.0, help="Largest accepted message (MiB)."),
         idle_timeout: float = typer.Option(300.0, help="Close a connection idle for this many seconds."),
+        monitor: Path | None = typer.Option(None, "--monitor", help="Failure-monitor calibration JSON (vla monitor "
+                                            "calibrate): each reply carries the score and alarm."),
     ) -> None:
         """Serve a policy over websocket + msgpack (openpi client wire format)."""
         import logging
@@ -60,18 +62,28 @@ def register(app: typer.Typer) -> None:
 
                 safety_cfg = (SafetyConfig.for_metaworld_sawyer() if safety == "metaworld_sawyer"
                               else load_safety_config(safety))
+            calibration = None
+            if monitor is not None:
+                from vla.serve.monitor import MonitorCalibration
+
+                calibration = MonitorCalibration.load(monitor)
             torch.set_num_threads(max(1, threads))
             predict, spec, meta = load_policy_service(policy, resolve_device(device))
             if safety_cfg is not None and safety_cfg.action_dim != meta["action_dim"]:
                 raise ValueError(f"--safety {safety}: {safety_cfg.action_dim} action dims, the policy has "
                                  f"{meta['action_dim']}")
+            pol = getattr(predict, "__self__", None)  # the Policy whose predict_chunk is served
             server = PolicyServer(predict, meta, spec, host=host, port=port, api_key=key, safety=safety_cfg,
-                                  max_message_bytes=int(max_message_mb * 1024 * 1024), idle_timeout_s=idle_timeout)
+                                  max_message_bytes=int(max_message_mb * 1024 * 1024), idle_timeout_s=idle_timeout,
+                                  monitor=calibration,
+                                  features=(lambda: pol.last_features) if pol is not None else None,
+                                  resample=pol.resample_last if pol is not None else None)
         except (FileNotFoundError, ValueError, RuntimeError) as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from exc
         typer.echo(f"serving {meta['policy']['name']} on ws://{host}:{port} (health: http://{host}:{port}/healthz)"
-                   f"{'; API key required' if key else ''}{'; safety: ' + safety_cfg.name if safety_cfg else ''}")
+                   f"{'; API key required' if key else ''}{'; safety: ' + safety_cfg.name if safety_cfg else ''}"
+                   f"{'; monitor: ' + str(monitor) if calibration is not None else ''}")
         try:
             server.serve_forever()
         except OSError as exc:

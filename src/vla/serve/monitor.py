@@ -9,6 +9,9 @@ the same distribution raises the alarm with probability at most ``alpha``.
 
 ``calibrate(episodes, alpha)`` takes the raw signals of successful episodes (lists of per-step dicts, as
 ``SignalTracker.on_step`` returns), fits the scales on half of them and the threshold on the other half.
+A calibration made from policy rollouts (``vla monitor calibrate``) also carries the signal settings, the
+feature bank of the ``ood`` signal, the number of samples of the ``spread`` signal and where it came from, so
+``FailureMonitor.from_calibration`` rebuilds the same monitor in eval, in the server and on a robot.
 numpy only (robot side). Saved as JSON.
 """
 
@@ -40,6 +43,22 @@ class MonitorCalibration:
     alpha: float                      # the false-alarm rate on successful episodes it was calibrated for
     smoothing: float = 0.3            # EMA factor of the score (1 = no smoothing)
     episodes: dict[str, int] = field(default_factory=dict)  # how many episodes fitted scales / threshold
+    signal_config: dict[str, Any] | None = None  # SignalConfig fields (None: the defaults)
+    feature_bank: dict[str, Any] | None = None   # {"mean": [D], "precision": [D][D]} for ``ood`` (None: no ood)
+    samples: int = 0                             # extra chunks sampled per query for ``spread`` (0: none)
+    source: dict[str, Any] = field(default_factory=dict)  # what it was calibrated on (policy, tasks, seeds, ...)
+
+    def config(self) -> SignalConfig:
+        c = dict(self.signal_config or {})
+        for k in ("state_dims", "motion_dims"):
+            if c.get(k) is not None:
+                c[k] = tuple(int(i) for i in c[k])
+        return SignalConfig(**c)
+
+    def bank(self) -> FeatureBank | None:
+        if self.feature_bank is None:
+            return None
+        return FeatureBank(np.asarray(self.feature_bank["mean"]), np.asarray(self.feature_bank["precision"]))
 
     def z(self, raw: dict[str, float]) -> dict[str, float]:
         return {k: max(0.0, (raw.get(k, 0.0) - self.center[k]) / self.spread[k]) for k in self.weights}
@@ -67,10 +86,24 @@ class MonitorCalibration:
                       spread={k: float(v) for k, v in d["spread"].items()},
                       weights={k: float(v) for k, v in d["weights"].items()}, threshold=float(d["threshold"]),
                       alpha=float(d["alpha"]), smoothing=float(d.get("smoothing", 0.3)),
-                      episodes={k: int(v) for k, v in d.get("episodes", {}).items()})
+                      episodes={k: int(v) for k, v in d.get("episodes", {}).items()},
+                      signal_config=d.get("signal_config"), feature_bank=d.get("feature_bank"),
+                      samples=int(d.get("samples", 0)), source=dict(d.get("source") or {}))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise MonitorError(f"{source}: not a monitor calibration ({type(exc).__name__}: {exc}); expected "
                                "center, spread, weights, threshold, alpha") from None
+        if not math.isfinite(cal.threshold) or not 0 < cal.alpha < 1 or cal.samples < 0:
+            raise MonitorError(f"{source}: threshold must be finite, alpha in (0, 1) and samples >= 0; got "
+                               f"threshold={cal.threshold}, alpha={cal.alpha}, samples={cal.samples}")
+        try:
+            cal.config()
+        except (TypeError, ValueError) as exc:
+            raise MonitorError(f"{source}: signal_config: {exc}; expected window, state_dims, motion_dims, "
+                               "state_eps, eps") from None
+        try:
+            cal.bank()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MonitorError(f"{source}: feature_bank: {exc}; expected mean [D] and precision [D][D]") from None
         unknown = sorted(set(cal.weights) - set(SIGNALS))
         if unknown or set(cal.weights) - set(cal.center) or set(cal.weights) - set(cal.spread):
             bad = unknown or sorted(cal.weights)
@@ -78,11 +111,20 @@ class MonitorCalibration:
         return cal
 
     def save(self, path: str | Path) -> None:
-        """Write JSON atomically (a temporary file beside it, then a rename)."""
+        """Write JSON atomically (a temporary file beside it, flushed, then a rename); refuses a threshold that
+        is not finite (JSON has no infinity)."""
+        if not math.isfinite(self.threshold):
+            raise MonitorError(f"threshold is {self.threshold}: too few held-out successes for alpha={self.alpha}")
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as f:
+                f.write(json.dumps(self.to_dict(), indent=1, allow_nan=False))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path) -> MonitorCalibration:
@@ -143,12 +185,28 @@ class FailureMonitor:
         self.tracker = SignalTracker(config, bank, action_scale)
         self.reset()
 
+    @classmethod
+    def from_calibration(cls, calibration: MonitorCalibration) -> FailureMonitor:
+        """The monitor a calibration was made for: its signal settings and feature bank."""
+        return cls(calibration, calibration.config(), calibration.bank())
+
     def reset(self) -> None:
+        """A new episode."""
         self.tracker.reset()
         self._score: float | None = None
         self.alarms = 0
         self.first_alarm_step: int | None = None
         self._steps = 0
+
+    def restart(self) -> None:
+        """Forget the signals' history and the smoothed score (after a recovery), keeping the episode's step
+        count and alarm counts."""
+        self.tracker.reset()
+        self._score = None
+
+    def skip(self) -> None:
+        """A control step the monitor does not judge (a recovery motion): only the step count advances."""
+        self._steps += 1
 
     def on_chunk(self, chunk: np.ndarray, step: int, features: np.ndarray | None = None,
                  samples: np.ndarray | None = None) -> None:
@@ -169,3 +227,51 @@ class FailureMonitor:
                 self.first_alarm_step = self._steps
         self._steps += 1
         return MonitorStep(float(self._score), bool(alarm), raw)
+
+
+class RequestMonitor:
+    """A FailureMonitor fed from a policy server's request stream (one per connection).
+
+    A request brings the state at the client's control step ``step`` (the observation's optional ``"step"``;
+    without it, the previous request's step + ``steps_per_request``, the policy's ``n_action_steps``). The
+    actions executed since the previous request are taken to be the first ``step - previous step`` actions of
+    the previous reply, from states interpolated linearly between the two observed states: the server sees
+    one state per request, so back-and-forth motion within one request interval is invisible to it.
+    ``on_request`` feeds those steps and returns the score and alarm as of the new request; ``on_reply``
+    gives the new chunk (and features, samples) to the monitor.
+    """
+
+    def __init__(self, calibration: MonitorCalibration, steps_per_request: int) -> None:
+        if steps_per_request < 1:
+            raise MonitorError(f"steps_per_request: expected >= 1, got {steps_per_request}")
+        self.monitor = FailureMonitor.from_calibration(calibration)
+        self.steps_per_request = steps_per_request
+        self.reset()
+
+    def reset(self) -> None:
+        self.monitor.reset()
+        self._state: np.ndarray | None = None
+        self._chunk: np.ndarray | None = None
+        self._step = 0
+        self._last = MonitorStep(0.0, False, {})
+
+    def on_request(self, state: np.ndarray, step: int | None = None) -> tuple[int, MonitorStep]:
+        state = np.asarray(state, np.float64).reshape(-1)
+        if self._state is None or self._chunk is None:
+            t = 0 if step is None else int(step)
+        else:
+            t = self._step + self.steps_per_request if step is None else int(step)
+            n = t - self._step
+            if n <= 0:  # the client went back in time: a new episode without a reset flag
+                self.monitor.reset()
+            for j in range(max(n, 0)):
+                s = self._state + (state - self._state) * (j / n)
+                a = self._chunk[min(j, len(self._chunk) - 1)]
+                self._last = self.monitor.step(s, a)
+        self._state, self._step = state, t
+        return t, self._last
+
+    def on_reply(self, chunk: np.ndarray, features: np.ndarray | None = None,
+                 samples: np.ndarray | None = None) -> None:
+        self._chunk = np.asarray(chunk, np.float64)
+        self.monitor.on_chunk(self._chunk, self._step, features, samples)

@@ -2,8 +2,9 @@
 
 ``{"images": {camera: uint8 [H, W, 3]}, "state": float[D], "instruction": str}`` with exactly the
 cameras and shapes the server announced in its metadata; optional ``"reset": bool`` starts a new episode
-(the server forgets the connection's safety history). openpi clients send ``"prompt"``: it is accepted as
-the instruction. Every error names the field, what was expected and what came.
+(the server forgets the connection's safety and monitor history) and optional ``"step": int`` (>= 0) is the
+client's control step the observation is from (the failure monitor's clock). openpi clients send
+``"prompt"``: it is accepted as the instruction. Every error names the field, what was expected and what came.
 
 numpy only (used by the server and by the robot-side client).
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from vla.errors import VlaError
 
-OPTIONAL_KEYS = ("reset",)
+OPTIONAL_KEYS = ("reset", "step")
 
 
 class ObservationError(VlaError, ValueError):
@@ -94,4 +95,9 @@ class ObservationSpec:
         reset = obs.get("reset", False)
         if not isinstance(reset, bool | np.bool_):
             raise ObservationError(f"observation['reset']: expected a bool, got {_describe(reset)}")
-        return {"images": out_images, "state": state, "instruction": text, "reset": bool(reset)}
+        step = obs.get("step")
+        if step is not None and (isinstance(step, bool | np.bool_) or not isinstance(step, int | np.integer)
+                                 or step < 0):
+            raise ObservationError(f"observation['step']: expected an integer >= 0, got {_describe(step)} {step!r}")
+        return {"images": out_images, "state": state, "instruction": text, "reset": bool(reset),
+                "step": None if step is None else int(step)}

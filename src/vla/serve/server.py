@@ -2,8 +2,10 @@
 
 Per connection: the server sends its metadata first; then each binary frame is one observation and
 each reply is ``{"actions": float32 [H, A] (robot units, after the safety filter), "server_timing": {...},
-"safety": {...} | None}``. Bad input gets a text frame ``error: <field>: <what was expected>`` and the
-connection stays open. The API key (``Authorization: Api-Key KEY``) is compared in constant time during
+"safety": {...} | None}``; with a failure monitor the reply also has ``"monitor": {"score", "alarm", "step",
+"alarms", "first_alarm_step"}`` (``vla.serve.monitor.RequestMonitor``, one per connection). Bad input gets
+a text frame ``error: <field>: <what was expected>`` and the connection stays open. The API key
+(``Authorization: Api-Key KEY``) is compared in constant time during
 the HTTP handshake, before any frame is read; ``GET /healthz`` answers JSON on the same port.
 
 Threads, not an event loop: each connection has its own handler thread (websockets' threaded server),
@@ -81,7 +83,12 @@ class PolicyServer:
     def __init__(self, predict: Callable[[dict[str, Any]], np.ndarray], metadata: dict[str, Any],
                  spec: ObservationSpec, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
                  safety: Any = None, max_message_bytes: int = MAX_MESSAGE_BYTES, idle_timeout_s: float = 300.0,
-                 max_connections: int = 64) -> None:
+                 max_connections: int = 64, monitor: Any = None,
+                 features: Callable[[], np.ndarray | None] | None = None,
+                 resample: Callable[[int], np.ndarray | None] | None = None) -> None:
+        """``monitor``: a ``vla.serve.monitor.MonitorCalibration`` (each connection gets its own monitor);
+        ``features`` / ``resample``: read the policy's latest readout features / sample more chunks from them
+        (called under the model lock right after ``predict``), for the ood and spread signals."""
         check_bind(host, api_key)
         if max_message_bytes < 1024:
             raise ServeError(f"max_message_bytes: expected >= 1024, got {max_message_bytes}")
@@ -90,7 +97,11 @@ class PolicyServer:
         self.max_message_bytes, self.idle_timeout_s = max_message_bytes, idle_timeout_s
         self.metadata = {**metadata, **spec.to_metadata(), "protocol": PROTOCOL, "protocol_version": PROTOCOL_VERSION,
                          "max_message_bytes": max_message_bytes,
-                         "safety": safety.to_dict() if safety is not None else None}
+                         "safety": safety.to_dict() if safety is not None else None,
+                         "monitor": None if monitor is None else {
+                             "threshold": monitor.threshold, "alpha": monitor.alpha, "signals": list(monitor.weights),
+                             "steps_per_request": int(metadata.get("n_action_steps") or 1)}}
+        self.monitor, self.features, self.resample = monitor, features, resample
         self.max_connections = max_connections
         self.health = _Health()
         self._model_lock = threading.Lock()  # one inference at a time, whatever the number of clients
@@ -141,6 +152,11 @@ class PolicyServer:
             from vla.serve.safety import SafetyFilter
 
             safety = SafetyFilter(self.safety)
+        monitor = None
+        if self.monitor is not None:
+            from vla.serve.monitor import RequestMonitor
+
+            monitor = RequestMonitor(self.monitor, self.metadata["monitor"]["steps_per_request"])
         try:
             ws.send(pack(self.metadata))
             while True:
@@ -149,7 +165,7 @@ class PolicyServer:
                 except TimeoutError:
                     ws.close(1000, f"idle for {self.idle_timeout_s:g} s")
                     return
-                ws.send(self._reply(message, safety))
+                ws.send(self._reply(message, safety, monitor))
         except ConnectionClosed:
             pass
         except Exception:  # never let one connection take the server down
@@ -157,7 +173,7 @@ class PolicyServer:
         finally:
             self._count(connections=-1)
 
-    def _reply(self, message: str | bytes, safety: Any) -> bytes | str:
+    def _reply(self, message: str | bytes, safety: Any, monitor: Any = None) -> bytes | str:
         """Decode, validate, infer, filter -> the packed reply, or an ``error: ...`` text (never raises)."""
         t0 = time.perf_counter()
         try:
@@ -173,6 +189,9 @@ class PolicyServer:
                 t1 = time.perf_counter()
                 chunk = np.asarray(self.predict(obs), dtype=np.float32)
                 infer_s = time.perf_counter() - t1
+                feats = self.features() if monitor is not None and self.features is not None else None
+                n_samples = self.monitor.samples if monitor is not None else 0
+                samples = self.resample(n_samples) if n_samples > 0 and self.resample is not None else None
             if chunk.ndim != 2 or not np.isfinite(chunk).all():
                 raise ValueError(f"the policy returned {chunk.shape} with non-finite values" if chunk.ndim == 2
                                  else f"the policy returned shape {chunk.shape}, expected [H, A]")
@@ -187,13 +206,27 @@ class PolicyServer:
                 chunk = np.asarray(chunk, dtype=np.float32)
                 report = summarize_reports(reports)
             safety_s = time.perf_counter() - t2
+            t3 = time.perf_counter()
+            mon = None
+            if monitor is not None:
+                if obs["reset"]:
+                    monitor.reset()
+                step, rec = monitor.on_request(obs["state"], obs.get("step"))
+                monitor.on_reply(chunk, feats, samples)
+                mon = {"score": rec.score, "alarm": rec.alarm, "step": step, "alarms": monitor.monitor.alarms,
+                       "first_alarm_step": monitor.monitor.first_alarm_step}
+            monitor_s = time.perf_counter() - t3
             with self._health_lock:
                 self.health.requests += 1
                 self.health.last_inference_ms = infer_s * 1e3
                 self.health.last_inference_at = time.time()
             timing = {"decode_ms": decode_s * 1e3, "infer_ms": infer_s * 1e3, "safety_ms": safety_s * 1e3,
                       "total_ms": (time.perf_counter() - t0) * 1e3}
-            return pack({"actions": chunk, "server_timing": timing, "safety": report})
+            reply = {"actions": chunk, "server_timing": timing, "safety": report}
+            if mon is not None:  # extra keys only: clients that do not know them are unaffected
+                timing["monitor_ms"] = monitor_s * 1e3
+                reply["monitor"] = mon
+            return pack(reply)
         except Exception as exc:
             self._count(errors=1)
             log.exception("inference failed")

@@ -1,18 +1,22 @@
-"""Episode seeds: collection and evaluation draw from disjoint ranges.
+"""Episode seeds: collection, monitor calibration and evaluation draw from disjoint ranges.
 
 A seed fixes an episode's scene (object and goal positions) and its instruction choice.
 
 - collection: ``(seed * 1000 + task_index) * 1_000_000 + attempt``, below 10**15;
+- calibration (``vla monitor calibrate``): ``2**61 + (seed * 1000 + task_index) * 1_000_000 + episode``, in
+  [2**61, 2**61 + 10**15);
 - evaluation: ``2**62 + (seed * 1000 + task_index) * 1_000_000 + episode``, at or above 2**62.
 
 ``task_index`` is the task's position among all 50 MT50 tasks (so a task gets the same seeds
 in mt1, mt10 and mt50), ``seed`` is the user's run seed (0 <= seed < 10**6), attempt/episode
-counts within a task (< 10**6). No collection scene can therefore appear in an evaluation.
+counts within a task (< 10**6). No collection or calibration scene can therefore appear in an evaluation,
+and no collection scene in a calibration.
 """
 
 from __future__ import annotations
 
 EVALUATION_BASE = 2**62
+CALIBRATION_BASE = 2**61
 _MAX_RUN_SEED = 10**6
 _MAX_TASKS = 1000
 _MAX_EPISODES = 10**6
@@ -36,6 +40,16 @@ def collection_seed(seed: int, task_index: int, attempt: int) -> int:
 def evaluation_seed(seed: int, task_index: int, episode: int) -> int:
     """Seed of evaluation episode ``episode`` of task ``task_index`` in run ``seed``."""
     return EVALUATION_BASE + _compose(seed, task_index, episode)
+
+
+def calibration_seed(seed: int, task_index: int, episode: int) -> int:
+    """Seed of monitor-calibration episode ``episode`` of task ``task_index`` in run ``seed``."""
+    return CALIBRATION_BASE + _compose(seed, task_index, episode)
+
+
+def is_calibration_seed(value: int) -> bool:
+    """True for seeds from the calibration range."""
+    return CALIBRATION_BASE <= value < EVALUATION_BASE
 
 
 def is_evaluation_seed(value: int) -> bool:
