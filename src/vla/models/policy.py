@@ -27,6 +27,7 @@ from .language import FrozenTextEncoder, drop_words, get_text_encoder
 from .normalize import NormalizationStats, TensorNormalizer
 from .serialization import PolicyLoadError, describe_keys, read_policy_folder, write_policy_folder
 from .vision_conv import ConvEncoder
+from .vision_efficientnet import EfficientNetEncoder
 from .vision_hf import HFVisionEncoder
 
 
@@ -92,6 +93,10 @@ class Policy(nn.Module):
             return ConvEncoder(c.d_model, c.vision_widths, c.vision_blocks, c.vision_grid, c.vision_keypoints,
                                c.keypoint_tokens, c.d_model if c.film else None, c.vision_stem_stride,
                                c.keypoint_stage)
+        if c.vision_encoder == "efficientnet_lite0":
+            return EfficientNetEncoder(c.d_model, c.vision_grid, c.vision_feature_stride, c.vision_keypoints,
+                                       c.keypoint_tokens, frozen=c.vision_frozen,
+                                       weights_sha256=c.vision_weights_sha256)
         return HFVisionEncoder(c.vision_path, c.d_model, c.vision_grid, frozen=c.vision_frozen)
 
     def _build_selector(self) -> ActionQueue | TemporalEnsembler:
@@ -350,11 +355,14 @@ class Policy(nn.Module):
         return images, torch.from_numpy(state), instruction
 
     # ---- save / load ---------------------------------------------------------------------------------
+    def pretrained_prefixes(self) -> list[str]:
+        """State-dict prefixes of the pretrained vision weights (HF tower, EfficientNet trunk); [] for conv."""
+        name = {"hf": "tower", "efficientnet_lite0": "backbone"}.get(self.config.vision_encoder)
+        return [f"vision.{i}.{name}." for i in range(len(self.vision))] if name else []
+
     def _external_prefixes(self) -> list[str]:
-        """State-dict prefixes not saved: frozen pretrained vision towers (reloaded from their path)."""
-        if self.config.vision_encoder == "hf" and self.config.vision_frozen:
-            return [f"vision.{i}.tower." for i in range(len(self.vision))]
-        return []
+        """State-dict prefixes not saved: frozen pretrained vision weights (reloaded from their path or package)."""
+        return self.pretrained_prefixes() if self.config.vision_frozen else []
 
     def save(self, folder: str | Path, weights: dict[str, torch.Tensor] | None = None) -> Path:
         """Write config.json, model.safetensors and normalization.json (each atomically).

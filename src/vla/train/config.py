@@ -36,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 1e-2
     warmup_steps: int = 500
     min_lr_ratio: float = 0.05
+    pretrained_lr_scale: float = 0.1  # lr factor of pretrained vision weights fine-tuned (vision_frozen=false)
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     seed: int = 0
@@ -53,7 +54,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "ema_decay"):
+        for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "ema_decay", "pretrained_lr_scale"):
             setattr(self, name, _as_float(name, getattr(self, name)))
         self.validate()
 
@@ -68,6 +69,8 @@ class TrainConfig:
                 raise ConfigError(f"{name}: expected an integer >= 0, got {value!r}")
         if not self.lr > 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ConfigError("lr > 0, weight_decay >= 0 and grad_clip >= 0 (0 disables clipping)")
+        if not 0 < self.pretrained_lr_scale <= 1:
+            raise ConfigError(f"pretrained_lr_scale: expected 0 < scale <= 1, got {self.pretrained_lr_scale}")
         if not 0 <= self.ema_decay < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("ema_decay in [0, 1) and min_lr_ratio in [0, 1]")
         parse_episodes(self.episodes)

@@ -129,7 +129,8 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
         assert cache.env_state is not None
         policy.env_state_head.set_stats(cache.env_state)
     policy.train()
-    optimizer = adamw(policy, config.lr, config.weight_decay)
+    optimizer = adamw(policy, config.lr, config.weight_decay, tuple(policy.pretrained_prefixes()),
+                      config.pretrained_lr_scale)
     ema = EMA(policy, config.ema_decay)
     start = 0
     if resume:
@@ -175,7 +176,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
             assert got == step
             lr = lr_at(step, config.lr, config.warmup_steps, config.steps, config.min_lr_ratio)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             torch.manual_seed(_step_seed(config.seed, info.rank, step))
             with torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 losses = model(batch)

@@ -8,14 +8,26 @@ import torch
 from torch import nn
 
 
-def adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices/kernels only (not on biases, norms, embeddings' 1-D params)."""
-    decay, no_decay = [], []
-    for _, p in sorted(model.named_parameters()):
+def adamw(model: nn.Module, lr: float, weight_decay: float, scaled_prefixes: tuple[str, ...] = (),
+          lr_scale: float = 1.0) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices/kernels only (not on biases, norms, embeddings' 1-D params).
+
+    Trainable parameters whose names start with one of ``scaled_prefixes`` (pretrained weights being
+    fine-tuned) go into groups with ``lr_scale``: the training loop sets each group's lr to the
+    schedule's lr times its "lr_scale"."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in sorted(model.named_parameters()):
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+            scaled = bool(scaled_prefixes) and name.startswith(scaled_prefixes)
+            groups.setdefault((scaled, p.ndim >= 2), []).append(p)
+    out = []
+    for scaled in (False, True):
+        for decay in (True, False):
+            params = groups.get((scaled, decay), [])
+            if params or not scaled:  # the two unscaled groups always exist (checkpoints made before scaling)
+                out.append({"params": params, "weight_decay": weight_decay if decay else 0.0,
+                            "lr_scale": lr_scale if scaled else 1.0})
+    return torch.optim.AdamW(out, lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int, min_ratio: float) -> float:
