@@ -55,3 +55,19 @@ def test_collection_and_evaluation_seeds_are_disjoint():
     assert collection_seed(0, 3, 7) != collection_seed(0, 4, 7) != collection_seed(1, 3, 7)
     with pytest.raises(ValueError):
         collection_seed(0, 0, 10**6)
+
+
+def test_adaptation_seeds_lie_between_collection_and_evaluation():
+    from vla.sim.seeds import adaptation_seed, is_adaptation_seed
+
+    top_collection = collection_seed(10**6 - 1, 999, 10**6 - 1)
+    low, high = adaptation_seed(0, 0, 0, 0), adaptation_seed(10**6 - 1, 99, 999, 9_999)
+    assert top_collection < low and high < evaluation_seed(0, 0, 0)
+    assert is_adaptation_seed(low) and is_adaptation_seed(high) and not is_adaptation_seed(top_collection)
+    assert not is_evaluation_seed(high)
+    # rounds and tasks give different scenes
+    assert len({adaptation_seed(0, r, t, e) for r in range(3) for t in range(3) for e in range(3)}) == 27
+    with pytest.raises(ValueError, match="round"):
+        adaptation_seed(0, 100, 0, 0)
+    with pytest.raises(ValueError, match="episode"):
+        adaptation_seed(0, 0, 0, 10_000)

@@ -22,6 +22,11 @@ class TrainConfig:
     ``policy`` holds PolicyConfig fields to set (state_dim/action_dim come from the dataset).
     ``cache_dir`` (default: $VLA_CACHE_DIR, else RUN/cache) holds the decoded image cache; point
     several runs at one folder to share it.
+
+    ``extra_datasets``: more datasets whose frames join ``dataset``'s (one cache each, sampled as one pool of
+    frames; same state/action sizes and cameras; normalization still comes from ``dataset``).
+    ``init_policy``: a policy folder to fine-tune: its weights, settings and normalization are the start
+    (``policy`` must then be empty).
     """
 
     dataset: str = ""
@@ -47,6 +52,8 @@ class TrainConfig:
     prefetch: int = 6
     max_episodes: int | None = None
     progress: bool = True
+    extra_datasets: list[str] = field(default_factory=list)
+    init_policy: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "ema_decay"):
@@ -68,6 +75,14 @@ class TrainConfig:
             raise ConfigError("ema_decay in [0, 1) and min_lr_ratio in [0, 1]")
         if not isinstance(self.policy, dict):
             raise ConfigError("policy: expected a mapping of PolicyConfig fields")
+        if not isinstance(self.extra_datasets, list) or not all(isinstance(d, str) and d for d in self.extra_datasets):
+            raise ConfigError(f"extra_datasets: expected a list of dataset paths, got {self.extra_datasets!r}")
+        if self.init_policy is not None:
+            if not isinstance(self.init_policy, str) or not self.init_policy:
+                raise ConfigError(f"init_policy: expected a policy folder path, got {self.init_policy!r}")
+            if self.policy:
+                raise ConfigError(f"policy: {sorted(self.policy)} set together with init_policy; a fine-tuned policy "
+                                  "keeps the settings of init_policy (leave policy empty)")
         unknown = sorted(set(self.policy) - _POLICY_FIELDS)
         if unknown:
             raise ConfigError(f"policy: unknown key(s) {unknown}; known keys: {sorted(_POLICY_FIELDS)}")
