@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "vla.sim.commands",
     "vla.train.commands",
     "vla.eval.commands",
+    "vla.adapt.commands",
     "vla.serve.commands",
     "vla.quickstart",
 ]
