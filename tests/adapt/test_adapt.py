@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from vla.adapt import AdaptError, AdaptSettings, adapt
@@ -22,13 +21,24 @@ EXPERT = "metaworld.policies.SawyerReachV3Policy"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """A MetaWorld reach dataset of 3 scripted demos (32 px, one camera) and a policy trained 2 steps on it."""
-    from vla.sim.collect import collect_metaworld
+    from vla.adapt.store import write_episodes
+    from vla.sim import MetaWorldEnv
+    from vla.sim.collect import provenance
+    from vla.sim.rollout import run_expert_episode
+    from vla.sim.seeds import collection_seed
+    from vla.sim.suites import mt50_tasks
     from vla.train.config import TrainConfig
     from vla.train.loop import train
 
     root = tmp_path_factory.mktemp("adapt")
-    collect_metaworld("mt1:reach-v3", root / "demos", episodes_per_task=3, cameras=("corner4",), image_size=32,
-                      workers=1, max_steps=150, progress=False)
+    demos = []  # as `vla collect metaworld` writes them, without its worker processes
+    with MetaWorldEnv("reach-v3", cameras=("corner4",), image_size=32, max_steps=150) as env:
+        for k in range(3):
+            ep = run_expert_episode(env, collection_seed(0, mt50_tasks().index("reach-v3"), k), k)
+            assert ep.success
+            demos.append(({"states": ep.states, "actions": ep.actions, "images": ep.images,
+                           "instruction": ep.instruction}, provenance(ep, ("corner4",), 32, 10).validate()))
+    write_episodes(root / "demos", demos, ("corner4",), 32)
     return train(TrainConfig(dataset=str(root / "demos"), out=str(root / "weak"), policy=dict(TINY_POLICY), steps=2,
                              batch_size=4, warmup_steps=0, progress=False, cache_dir=str(root / "cache")))
 
@@ -112,7 +122,7 @@ def test_filtered_round_keeps_successful_rollouts(run, tmp_path, monkeypatch):
 
     monkeypatch.setattr(episodes, "init_worker", expert_acting)
     out = tmp_path / "f"
-    saved = adapt(_settings(run, out, mode="both", max_steps=150, baseline="none"))
+    saved = adapt(_settings(run, out, mode="both", max_steps=90, baseline="none"))
     (r,) = saved["rounds"]
     assert r["policy_rollouts_kept"] == 2 and r["interventions"] == 0 and r["rollout_success_rate"] == 1.0
     assert "not yet calibrated" in r["monitor"]["status"] and saved["baseline"] is None
@@ -128,7 +138,6 @@ def test_filtered_round_keeps_successful_rollouts(run, tmp_path, monkeypatch):
 def test_first_round_calibrates_and_replays_to_the_alarm(run, tmp_path, monkeypatch):
     """No calibration given: the round calibrates on its successes, then the deferred takeovers replay the
     policy's actions to the alarm step from the seed and reach the same state (the scene is deterministic)."""
-    from vla.adapt import runner
     from vla.serve import monitor
 
     real = monitor.calibrate
@@ -141,7 +150,6 @@ def test_first_round_calibrates_and_replays_to_the_alarm(run, tmp_path, monkeypa
     from vla.adapt import episodes
 
     original = episodes.init_worker
-    steps = {"n": 0}
 
     def mixed(config):
         original(config)
@@ -149,7 +157,6 @@ def test_first_round_calibrates_and_replays_to_the_alarm(run, tmp_path, monkeypa
         own = policy.select_action
 
         def act(obs, **kw):
-            steps["n"] += 1
             a = own(obs, **kw)  # the policy's own actions for 3 steps, then the expert's (it succeeds)
             return a if episodes._STATE["env"].steps < 3 else episodes._STATE["env"].expert_action()
 
@@ -157,13 +164,12 @@ def test_first_round_calibrates_and_replays_to_the_alarm(run, tmp_path, monkeypa
 
     monkeypatch.setattr(episodes, "init_worker", mixed)
     out = tmp_path / "c"
-    saved = adapt(_settings(run, out, mode="dagger", episodes_per_round=4, max_steps=150, baseline="none"))
+    saved = adapt(_settings(run, out, mode="dagger", episodes_per_round=4, max_steps=90, baseline="none"))
     (r,) = saved["rounds"]
     assert "calibrated on 4 successful rollouts" in r["monitor"]["status"] and (out / "monitor.json").is_file()
     assert r["interventions"] == 4 and r["replay_mismatches"] == 0 and r["episodes_added"] == 4
     ds = Dataset.open(out / "dataset")
     assert all(p["extra"]["takeover_step"] == 1 for p in _provenance(ds))
-    assert runner  # imported for the patch target's module
 
 
 @pytest.mark.parametrize("change, flag", [
@@ -206,4 +212,3 @@ def test_cli_help_lists_the_flags():
     for flag in ("--policy", "--suite", "--rounds", "--episodes-per-round", "--out", "--teacher", "--mode",
                  "--steps-per-round", "--baseline", "--monitor"):
         assert flag in res.output
-    assert np.isfinite(1.0)

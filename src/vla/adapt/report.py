@@ -45,8 +45,8 @@ def _pct(v: Any) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
-def render_html(result: dict[str, Any]) -> str:
-    png = curve_png(result)
+def render_html(result: dict[str, Any], png: bytes | None = None) -> str:
+    png = png if png is not None else curve_png(result)
     chart = base64.b64encode(png).decode()
     rounds = result["rounds"]
     base = {r["round"]: r for r in ((result.get("baseline") or {}).get("rounds") or [])}
@@ -93,5 +93,6 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{t
 
 def write_report(result: dict[str, Any], out: Path) -> None:
     """DIR/report.html and DIR/learning_curve.png, each written atomically."""
-    write_bytes_atomic(out / "learning_curve.png", curve_png(result))
-    write_bytes_atomic(out / "report.html", render_html(result).encode())
+    png = curve_png(result)
+    write_bytes_atomic(out / "learning_curve.png", png)
+    write_bytes_atomic(out / "report.html", render_html(result, png).encode())
