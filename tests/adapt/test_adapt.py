@@ -87,7 +87,11 @@ def test_dagger_round_records_interventions_with_provenance(run, tmp_path):
 
     with Catalog(out / "catalog.sqlite", readonly=True) as cat:
         hits = cat.search(Query(collection_method="intervention"))
-    assert len(hits) == 2
+        both = cat.search(Query(dataset=str((out / "baseline" / "dataset").absolute())))
+    assert len(hits) == 2 and {h["collector_id"] for h in hits} == {EXPERT}
+    assert all(h["quality"] is not None and h["dataset_path"] == str((out / "dataset").absolute()) for h in hits)
+    assert len(both) == 2  # the baseline's demonstrations are catalogued too
+    assert json.loads((out / "rounds" / "r01" / "audit.json").read_text())["episodes"]
 
     # the baseline: as many scripted demos, on the same round's scenes, fine-tuned and evaluated the same way
     (b,) = saved["baseline"]["rounds"]

@@ -242,6 +242,7 @@ class _Adaptation:
         self.cal = p.calibration
         self.cal_source = p.calibration_source
         self.pending_success: list[list[dict[str, float]]] = []
+        self.audits: dict[str, list] = {}  # growing dataset -> audit reports of its episodes, in order
         from rich.console import Console
 
         self.console = Console(quiet=not s.progress)
@@ -390,9 +391,13 @@ class _Adaptation:
                           "instruction": r.instruction}, prov))
         return kept, {"tasks": tasks, "discarded": discarded}
 
-    def append(self, name: str, target: Path, episodes: list) -> dict[str, Any] | None:
-        """Write ``episodes`` as a dataset, merge it into ``target``, audit, catalog; returns the audit summary."""
+    def append(self, name: str, target: Path, episodes: list, audit_out: Path) -> dict[str, Any] | None:
+        """Write ``episodes`` as a dataset, audit them (report at ``audit_out``), merge them into ``target`` and
+        update its catalog entry (per-episode quality from the audits of every round); returns the audit summary."""
         from vla.adapt.store import audit_summary, catalog_add, merge_datasets, write_episodes
+        from vla.data.audit import AuditReport, EpisodeReport
+        from vla.data.audit.scoring import dataset_score
+        from vla.models.serialization import atomic_write_text
 
         if not episodes:
             return None
@@ -400,11 +405,17 @@ class _Adaptation:
         work.mkdir(exist_ok=True)
         part = write_episodes(work / name, episodes, self.p.cameras, self.p.image_size)
         try:
+            report, summary = audit_summary(part)
+            atomic_write_text(audit_out, report.to_json())
+            offset = _episodes(target)
             merge_datasets([target, part] if target.exists() else [part], target)
         finally:
             shutil.rmtree(part, ignore_errors=True)
-        report, summary = audit_summary(target)
-        summary["catalog"] = catalog_add(self.catalog, target, report)["action"]
+        earlier = self.audits.setdefault(str(target), [])
+        earlier += [EpisodeReport(e.episode + offset, e.length, e.score, e.findings) for e in report.episodes]
+        merged = AuditReport(str(target), report.fps, dataset_score(earlier, []), list(earlier))
+        summary["catalog"] = catalog_add(self.catalog, target, merged)["action"]
+        summary["report"] = str(audit_out)
         return summary
 
     def baseline_demos(self, round_: int, counts: dict[str, int]) -> list:
@@ -458,7 +469,9 @@ class _Adaptation:
             times["rollouts"] = time.perf_counter() - t_round
             t1 = time.perf_counter()
             kept, counts = self.keep(r, results, policy)
-            audit = self.append(f"round-{r:02d}", self.dataset, kept)
+            rdir = self.out / "rounds" / f"r{r:02d}"
+            rdir.mkdir(parents=True, exist_ok=True)
+            audit = self.append(f"round-{r:02d}", self.dataset, kept, rdir / "audit.json")
             times["write_audit"] = time.perf_counter() - t1
             t1 = time.perf_counter()
             extra = [self.dataset] if self.dataset.exists() else []
@@ -515,7 +528,8 @@ class _Adaptation:
         t0 = time.perf_counter()
         target = self.out / "baseline" / "dataset"
         demos = self.baseline_demos(r, added)
-        audit = self.append(f"baseline-{r:02d}", target, demos)
+        (self.out / "baseline" / f"r{r:02d}").mkdir(parents=True, exist_ok=True)
+        audit = self.append(f"baseline-{r:02d}", target, demos, self.out / "baseline" / f"r{r:02d}" / "audit.json")
         extra = [target] if target.exists() else []
         policy = self.fine_tune(init, extra, self.out / "baseline" / f"r{r:02d}" / "train", steps,
                                 self.s.seed * 1000 + r)
@@ -535,7 +549,8 @@ class _Adaptation:
         demos = []
         for r, rec in enumerate(self.result["rounds"], start=1):
             demos += self.baseline_demos(r, {t: v["episodes_added"] for t, v in rec["tasks"].items()})
-        audit = self.append("baseline", target, demos)
+        (self.out / "baseline").mkdir(parents=True, exist_ok=True)
+        audit = self.append("baseline", target, demos, self.out / "baseline" / "audit.json")
         steps = self.s.steps_per_round * self.s.rounds
         extra = [target] if target.exists() else []
         policy = self.fine_tune(self.p.policy_dir, extra, self.out / "baseline" / "train", steps, self.s.seed * 1000)
