@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "vla.train.commands",
     "vla.eval.commands",
     "vla.eval.monitor_commands",
+    "vla.adapt.commands",
     "vla.serve.commands",
     "vla.quickstart",
 ]

@@ -88,3 +88,19 @@ def test_calibration_seeds_lie_between_collection_and_evaluation():
     assert is_calibration_seed(calibration_seed(0, 0, 0)) and is_calibration_seed(top)
     assert not is_calibration_seed(evaluation_seed(0, 0, 0)) and not is_calibration_seed(collection_seed(0, 0, 0))
     assert not is_evaluation_seed(top)
+
+
+def test_adaptation_seeds_lie_between_collection_and_evaluation():
+    from vla.sim.seeds import adaptation_seed, is_adaptation_seed
+
+    top_collection = collection_seed(10**6 - 1, 999, 10**6 - 1)
+    low, high = adaptation_seed(0, 0, 0, 0), adaptation_seed(10**6 - 1, 99, 999, 9_999)
+    assert top_collection < low and high < evaluation_seed(0, 0, 0)
+    assert is_adaptation_seed(low) and is_adaptation_seed(high) and not is_adaptation_seed(top_collection)
+    assert not is_evaluation_seed(high)
+    # rounds and tasks give different scenes
+    assert len({adaptation_seed(0, r, t, e) for r in range(3) for t in range(3) for e in range(3)}) == 27
+    with pytest.raises(ValueError, match="round"):
+        adaptation_seed(0, 100, 0, 0)
+    with pytest.raises(ValueError, match="episode"):
+        adaptation_seed(0, 0, 0, 10_000)

@@ -89,6 +89,44 @@ def test_config_overrides_and_errors(tmp_path):
         TrainConfig(policy={"bogus": 1})
 
 
+def test_concat_cache_reads_frames_across_datasets(dataset, tmp_path):
+    from vla.train.cache import concat_caches
+
+    other = make_dataset(tmp_path / "other", episodes=2, length=7, size=40, seed=3)
+    a = build_cache(dataset, ["corner4"], 32, tmp_path / "cache")
+    b = build_cache(other, ["corner4"], 32, tmp_path / "cache")
+    c = concat_caches([a, b])
+    assert c.num_frames == 30 + 14 and c.images["corner4"].shape == (44, 32, 32, 3)
+    idx = np.array([0, 29, 30, 43])
+    np.testing.assert_array_equal(c.images["corner4"][idx][2:], b.images["corner4"][[0, 13]])
+    np.testing.assert_array_equal(c.images["corner4"][idx][:2], a.images["corner4"][[0, 29]])
+    assert c.episode_end[30] == 37 and c.episode_end[29] == 30  # second dataset's episodes end after the first's
+    assert [c.instructions[i] for i in c.instruction_id[30:]] == [b.instructions[i] for i in b.instruction_id]
+    batch = BatchSampler(c, 16, 4, ["corner4"], 0).batch(0)  # chunks never cross into the next dataset
+    assert batch["action_mask"].shape == (16, 4)
+
+
+def test_fine_tune_from_a_policy_on_two_datasets(dataset, tmp_path):
+    base = train(_config(dataset, tmp_path / "base"))
+    other = make_dataset(tmp_path / "other", episodes=2, length=7, size=40, seed=3)
+    cfg = _config(dataset, tmp_path / "ft", policy={}, init_policy=str(base / "policy"), extra_datasets=[str(other)],
+                  steps=2, lr=1e-12, warmup_steps=0)
+    run = train(cfg)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["num_frames"] == 30 + 14
+    init, tuned = Policy.from_pretrained(base), Policy.from_pretrained(run)
+    assert tuned.config == init.config and tuned.stats.to_dict() == init.stats.to_dict()
+    a, b = init.state_dict(), tuned.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # started from init's weights (lr ~ 0)
+    fresh = Policy.from_pretrained(train(_config(dataset, tmp_path / "fresh", steps=2, lr=1e-12, warmup_steps=0,
+                                                 seed=1)))
+    assert not all(torch.allclose(a[k], fresh.state_dict()[k], atol=1e-6) for k in a)
+    with pytest.raises(ConfigError, match="init_policy"):
+        _config(dataset, tmp_path / "x", init_policy=str(base / "policy"))  # policy settings beside init_policy
+    with pytest.raises(ConfigError, match="extra_datasets"):
+        _config(dataset, tmp_path / "x", extra_datasets="not-a-list")
+
+
 def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
     return load_file(str(run / "checkpoints" / f"step_{step:06d}" / "train_state.safetensors"))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from vla.data.errors import DatasetError, ProvenanceError
 
-COLLECTION_METHODS = ("teleoperation", "kinesthetic", "scripted", "policy_rollout")
+COLLECTION_METHODS = ("teleoperation", "kinesthetic", "scripted", "policy_rollout", "intervention")
 PREFIX = "provenance/"
 
 

@@ -170,3 +170,52 @@ def build_cache(dataset_path: str | Path, cameras: list[str], image_size: int, c
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return TrainingCache.load(final)
+
+
+class ConcatFrames:
+    """Several frame arrays [N_i, ...] read as one [sum N_i, ...] through sorted integer indices (no copy)."""
+
+    def __init__(self, parts: list[np.ndarray]) -> None:
+        self.parts = parts
+        self.offsets = np.cumsum([0, *(len(p) for p in parts)])
+        self.shape = (int(self.offsets[-1]), *parts[0].shape[1:])
+        self.dtype = parts[0].dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.int64)
+        out = np.empty((len(idx), *self.shape[1:]), self.dtype)
+        part = np.searchsorted(self.offsets, idx, side="right") - 1
+        for p in np.unique(part):
+            sel = part == p
+            out[sel] = self.parts[p][idx[sel] - self.offsets[p]]
+        return out
+
+
+def concat_caches(caches: list[TrainingCache]) -> TrainingCache:
+    """One cache over the frames of several (episode ends and instruction ids shifted); images stay mapped."""
+    if len(caches) == 1:
+        return caches[0]
+    first = caches[0]
+    for c in caches[1:]:
+        if c.state.shape[1] != first.state.shape[1] or c.action.shape[1] != first.action.shape[1]:
+            raise ValueError(f"cannot train on {first.meta.get('dataset')} and {c.meta.get('dataset')} together: "
+                             f"state/action sizes {first.state.shape[1]}/{first.action.shape[1]} and "
+                             f"{c.state.shape[1]}/{c.action.shape[1]} differ")
+    instructions: dict[str, int] = {}
+    ids, ends, offset = [], [], 0
+    for c in caches:
+        remap = np.array([instructions.setdefault(t, len(instructions)) for t in c.instructions], np.int32)
+        ids.append(remap[c.instruction_id] if len(remap) else c.instruction_id)
+        ends.append(c.episode_end + offset)
+        offset += c.num_frames
+    images = {cam: ConcatFrames([c.images[cam] for c in caches]) for cam in first.images}
+    meta = {**first.meta, "parts": [c.meta for c in caches], "num_frames": offset,
+            "num_episodes": sum(int(c.meta.get("num_episodes", 0)) for c in caches)}
+    env_state = (np.concatenate([c.env_state for c in caches])  # type: ignore[misc]
+                 if all(c.env_state is not None for c in caches) else None)
+    return TrainingCache(first.root, images, np.concatenate([c.state for c in caches]),  # type: ignore[arg-type]
+                         np.concatenate([c.action for c in caches]), np.concatenate(ends), np.concatenate(ids),
+                         sorted(instructions, key=instructions.__getitem__), meta, env_state)

@@ -25,6 +25,11 @@ class TrainConfig:
     ``cache_dir`` (default: $VLA_CACHE_DIR, else RUN/cache) holds the decoded image cache; point
     several runs at one folder to share it. ``episodes`` trains on some episodes only: indices and
     half-open ranges, ``"0:10,50:60"`` or ``[3, 7]`` (``max_episodes`` then keeps the first N of them).
+
+    ``extra_datasets``: more datasets whose frames join ``dataset``'s (one cache each, sampled as one pool of
+    frames; same state/action sizes and cameras; normalization still comes from ``dataset``).
+    ``init_policy``: a policy folder to fine-tune: its weights, settings and normalization are the start
+    (``policy`` must then be empty).
     """
 
     dataset: str = ""
@@ -52,6 +57,8 @@ class TrainConfig:
     max_episodes: int | None = None
     episodes: str | list[int] | None = None
     progress: bool = True
+    extra_datasets: list[str] = field(default_factory=list)
+    init_policy: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "ema_decay", "pretrained_lr_scale"):
@@ -76,6 +83,14 @@ class TrainConfig:
         parse_episodes(self.episodes)
         if not isinstance(self.policy, dict):
             raise ConfigError("policy: expected a mapping of PolicyConfig fields")
+        if not isinstance(self.extra_datasets, list) or not all(isinstance(d, str) and d for d in self.extra_datasets):
+            raise ConfigError(f"extra_datasets: expected a list of dataset paths, got {self.extra_datasets!r}")
+        if self.init_policy is not None:
+            if not isinstance(self.init_policy, str) or not self.init_policy:
+                raise ConfigError(f"init_policy: expected a policy folder path, got {self.init_policy!r}")
+            if self.policy:
+                raise ConfigError(f"policy: {sorted(self.policy)} set together with init_policy; a fine-tuned policy "
+                                  "keeps the settings of init_policy (leave policy empty)")
         unknown = sorted(set(self.policy) - _POLICY_FIELDS)
         if unknown:
             raise ConfigError(f"policy: unknown key(s) {unknown}; known keys: {sorted(_POLICY_FIELDS)}")

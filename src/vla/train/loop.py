@@ -25,7 +25,7 @@ from vla.models.config import ConfigError
 from vla.models.serialization import atomic_write_text
 
 from . import distributed
-from .cache import TrainingCache, build_cache
+from .cache import TrainingCache, build_cache, concat_caches
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .metrics import LossWindow, MetricsLog
@@ -40,11 +40,12 @@ def _cache_dir(config: TrainConfig, run: Path) -> Path:
     return Path(config.cache_dir or os.environ.get("VLA_CACHE_DIR") or run / "cache")
 
 
-def _prepare_cache(config: TrainConfig, pcfg: dict[str, Any], run: Path, info: distributed.DistInfo) -> TrainingCache:
+def _prepare_cache(config: TrainConfig, pcfg: dict[str, Any], run: Path, info: distributed.DistInfo,
+                   dataset: str | None = None) -> TrainingCache:
     cameras = list(pcfg.get("cameras", PolicyConfig().cameras))
     size = int(pcfg.get("image_size", PolicyConfig().image_size))
-    args = (config.dataset, cameras, size, _cache_dir(config, run), config.max_episodes)
-    select = {"episodes": config.episodes}
+    args = (dataset or config.dataset, cameras, size, _cache_dir(config, run), config.max_episodes)
+    select = {"episodes": config.episodes if dataset in (None, config.dataset) else None}  # the main dataset's
     if info.is_main:
         bar = None
 
@@ -80,6 +81,14 @@ def _policy_config(config: TrainConfig, cache: TrainingCache) -> PolicyConfig:
     return PolicyConfig.from_dict(fields)
 
 
+def _init_config(config: PolicyConfig, cache: TrainingCache) -> PolicyConfig:
+    dims = (int(cache.state.shape[1]), int(cache.action.shape[1]))
+    if dims != (config.state_dim, config.action_dim):
+        raise ConfigError(f"init_policy: made for state_dim={config.state_dim}, action_dim={config.action_dim}; "
+                          f"the dataset has {dims[0]}, {dims[1]}")
+    return config
+
+
 def _step_seed(seed: int, rank: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, rank, step, 7]).generate_state(1)[0])
 
@@ -111,7 +120,9 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
         raise ConfigError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
     if resume and latest_checkpoint(run) is None:
         raise ConfigError(f"--resume: no complete checkpoint under {run / 'checkpoints'}")
-    Dataset.open(config.dataset)  # a missing or unreadable dataset fails here, before anything is written
+    for path in (config.dataset, *config.extra_datasets):
+        Dataset.open(path)  # a missing or unreadable dataset fails here, before anything is written
+    init = Policy.from_pretrained(config.init_policy) if config.init_policy else None
     distributed.barrier(info)
     if info.is_main:
         run.mkdir(parents=True, exist_ok=True)
@@ -121,11 +132,18 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
     torch.manual_seed(config.seed)
 
-    stats = policy_normalization(config.dataset)  # before the cache: a dataset that cannot be undone stops here
-    cache = _prepare_cache(config, config.policy, run, info)
-    pcfg = _policy_config(config, cache)
-    policy = Policy(pcfg, stats).to(info.device)
-    if policy.env_state_head is not None:  # before the EMA copies the weights
+    # before the cache: a dataset that cannot be undone stops here (a fine-tuned policy keeps its normalization)
+    stats = init.stats if init is not None else policy_normalization(config.dataset)
+    fields = init.config.to_dict() if init is not None else config.policy
+    cache = concat_caches([_prepare_cache(config, fields, run, info, d)
+                           for d in (config.dataset, *config.extra_datasets)])
+    pcfg = _policy_config(config, cache) if init is None else _init_config(init.config, cache)
+    policy = Policy(pcfg, stats)
+    if init is not None:
+        policy.load_state_dict(init.state_dict())
+        del init
+    policy = policy.to(info.device)
+    if policy.env_state_head is not None and init is None:  # before the EMA copies the weights
         assert cache.env_state is not None
         policy.env_state_head.set_stats(cache.env_state)
     policy.train()

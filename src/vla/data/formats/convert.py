@@ -188,8 +188,8 @@ def merge_provenance(ep: AlignedEpisode, info_robot: str | None, file_prov: dict
         raise ConversionError(
             f"{where}: the source does not say {' or '.join(missing)} (who collected the data and how); "
             "pass --provenance FILE (JSON or YAML) with collector_id and collection_method "
-            "(teleoperation | kinesthetic | scripted | policy_rollout), and optionally hardware, calibration, "
-            "annotation_protocol, license")
+            "(teleoperation | kinesthetic | scripted | policy_rollout | intervention), and optionally hardware, "
+            "calibration, annotation_protocol, license")
     return prov
 
 
