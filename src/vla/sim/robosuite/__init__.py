@@ -1,4 +1,4 @@
-"""A multi-robot simulated suite on robosuite: Lift, Stack, PickPlaceCan and Door on several arms.
+"""A multi-robot simulated suite on robosuite: Lift, Stack and PickPlaceCan on several arms.
 
 ``RobosuiteEnv`` gives the observation dict of ``vla.sim.MetaWorldEnv`` (images, named state,
 instruction), two action spaces (OSC end-effector deltas, joint velocities), seeded scenes and a

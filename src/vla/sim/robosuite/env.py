@@ -42,11 +42,10 @@ CONTROL_RATE_HZ = 20.0  # robosuite's usual control frequency (25 physics steps 
 DEFAULT_CAMERAS: tuple[str, ...] = ("agentview", "robot0_eye_in_hand")
 DEFAULT_IMAGE_SIZE = 128
 CONTROLLERS = ("osc", "joint_velocity")
-MAX_STEPS = {"Lift": 150, "Stack": 300, "PickPlaceCan": 400, "Door": 300}
+MAX_STEPS = {"Lift": 150, "Stack": 300, "PickPlaceCan": 400}
 OSC_POS_SCALE = 0.05  # metres per step at action 1 (robosuite OSC_POSE output_max)
 OSC_ROT_SCALE = 0.5  # radians per step at action 1
 JOINT_VEL_SCALE = 0.5  # rad/s at action 1 (robosuite JOINT_VELOCITY output_max)
-JOINT_VEL_KP = 30.0  # velocity-tracking gain; robosuite's default 3.0 lags far behind the command
 
 
 def _instruction_rng(seed: int) -> np.random.Generator:
@@ -66,7 +65,6 @@ def controller_config(robot: str, controller: str) -> dict[str, Any]:
             raise VlaError(f"robot {robot}: its default arm controller is {arm['type']}, expected OSC_POSE")
     elif controller == "joint_velocity":
         jv = copy.deepcopy(rs.load_part_controller_config(default_controller="JOINT_VELOCITY"))
-        jv["kp"] = JOINT_VEL_KP
         jv["output_max"], jv["output_min"] = JOINT_VEL_SCALE, -JOINT_VEL_SCALE
         jv["gripper"] = arm.get("gripper", {"type": "GRIP"})
         cfg["body_parts"]["right"] = jv
@@ -138,9 +136,10 @@ class RobosuiteEnv:
             self.action_names = [f"vel_{n}" for n in self.joint_names] + ["gripper"]
         self.action_dim = len(self.action_names)
         self.gripper_dims = [self.action_dim - 1]
-        if self._arm_slice.stop - self._arm_slice.start != self.action_dim - 1:
-            raise VlaError(f"robot {self.robot}: robosuite arm action has {self._arm_slice.stop - self._arm_slice.start}"
-                           f" dims, expected {self.action_dim - 1} for controller {controller}")
+        arm_dims = self._arm_slice.stop - self._arm_slice.start
+        if arm_dims != self.action_dim - 1:
+            raise VlaError(f"robot {self.robot}: robosuite arm action has {arm_dims} dims, "
+                           f"expected {self.action_dim - 1} for controller {controller}")
         self._renderer = None
         if self.cameras:
             from vla.sim.render import CameraRenderer

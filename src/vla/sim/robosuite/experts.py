@@ -222,39 +222,8 @@ class PickPlaceCanExpert(_PickMixin):
         return self.hold + np.array([0.0, 0.0, 0.10]), GRIP_OPEN, False
 
 
-class DoorExpert(Expert):
-    """Door: reach the handle, grip it, turn it down to unlatch, pull the door open along its arc."""
-
-    phases = ("approach", "reach", "grip", "turn", "pull")
-
-    def handle(self) -> np.ndarray:
-        return np.asarray(self.sim._handle_xpos, dtype=np.float64).copy()
-
-    def _approach(self, eef):
-        target = self.handle() + np.array([-0.08, 0.0, 0.0])
-        return target, GRIP_OPEN, self.reached(eef, target, 0.015) or self.timed_out(80)
-
-    def _reach(self, eef):
-        target = self.handle()
-        return target, GRIP_OPEN, self.reached(eef, target, 0.01) or self.timed_out(40)
-
-    def _grip(self, eef):
-        if self.t_phase == 0:
-            self.hold = eef.copy()
-        return self.hold, GRIP_CLOSE, self.gripper_settled()
-
-    def _turn(self, eef):
-        target = self.handle() + np.array([0.0, 0.0, -0.04])
-        unlatched = float(self.sim.sim.data.qpos[self.sim.handle_qpos_addr]) > 0.9
-        return target, GRIP_CLOSE, unlatched or self.timed_out(40)
-
-    def _pull(self, eef):
-        return self.handle() + np.array([-0.05, -0.02, 0.0]), GRIP_CLOSE, False
-
-
 EXPERTS: dict[str, type[Expert]] = {
     "Lift": LiftExpert,
     "Stack": StackExpert,
     "PickPlaceCan": PickPlaceCanExpert,
-    "Door": DoorExpert,
 }

@@ -14,7 +14,7 @@ from importlib import resources
 
 from vla.errors import VlaError
 
-TASKS: tuple[str, ...] = ("Lift", "Stack", "PickPlaceCan", "Door")
+TASKS: tuple[str, ...] = ("Lift", "Stack", "PickPlaceCan")
 SPLITS = ("train", "heldout")
 TASK_INDEX_BASE = 100
 SUITE_PREFIX = "robosuite"
