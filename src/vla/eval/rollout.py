@@ -41,7 +41,7 @@ _STATE: dict = {}
 
 
 def init_worker(policy_dir: str | None, max_steps: int, video_dir: str | None, torch_threads: int,
-                server: dict | None = None) -> None:
+                server: dict | None = None, sim: dict | None = None) -> None:
     """Pool initializer: load the policy once per process, or connect to ``server`` ({"url", "api_key"})."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("LP_NUM_THREADS", "1")
@@ -58,19 +58,18 @@ def init_worker(policy_dir: str | None, max_steps: int, video_dir: str | None, t
         policy = Policy.from_pretrained(policy_dir)
         policy.eval()
     _STATE.clear()
-    _STATE.update(policy=policy, max_steps=max_steps, video_dir=video_dir, env=None, recorded=set())
+    _STATE.update(policy=policy, max_steps=max_steps, video_dir=video_dir, env=None, recorded=set(), sim=sim)
 
 
 def _env_for(task: str):
     env = _STATE["env"]
     if env is None or env.task != task:
-        from vla.sim import MetaWorldEnv
+        from vla.eval.sims import make_env
 
         if env is not None:
             env.close()
         cfg = _STATE["policy"].config
-        env = MetaWorldEnv(task, cameras=tuple(cfg.cameras), image_size=cfg.image_size,
-                           max_steps=_STATE["max_steps"])
+        env = make_env(task, tuple(cfg.cameras), cfg.image_size, _STATE["max_steps"], _STATE.get("sim"))
         _STATE["env"] = env
     return env
 

@@ -41,13 +41,11 @@ def build_jobs(suite, episodes_per_task: int, split: str, seed: int,
                overrides: dict[str, list[str]] | None = None) -> list[RolloutJob]:
     """Evaluation episodes: seeds from the evaluation range; instructions cycle through the split."""
     from vla.sim.seeds import evaluation_seed
-    from vla.sim.suites import mt50_tasks
 
-    all_tasks = mt50_tasks()
     jobs = []
     for task in suite.tasks:
         instructions = (overrides or {}).get(task) or suite.instructions(task, split)
-        t_index = all_tasks.index(task)
+        t_index = suite.task_index(task)  # MetaWorld: the MT50 index; robosuite: 100+
         for ep in range(episodes_per_task):
             jobs.append(RolloutJob(task, ep, evaluation_seed(seed, t_index, ep), instructions[ep % len(instructions)]))
     return jobs
@@ -67,10 +65,13 @@ def evaluate(
     progress: bool = True,
     server: str | None = None,
     api_key: str | None = None,
+    robot: str | None = None,
+    controller: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a saved policy (or the one served at ``server``, through client, executor, watchdog and safety
-    filter); writes OUT/report.json, OUT/report.html and OUT/videos/. Returns the report."""
-    from vla.sim import make_suite
+    filter); writes OUT/report.json, OUT/report.html and OUT/videos/. Returns the report.
+    ``robot``/``controller``: the robot and action space of a robosuite suite (``vla.eval.sims``)."""
+    from vla.eval.sims import make_eval_suite, sim_spec
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -79,7 +80,8 @@ def evaluate(
     if (policy is None) == (server is None):
         raise ValueError("give exactly one of a policy folder (--policy) and a server URL (--server)")
     policy_dir = resolve_policy_dir(policy) if policy is not None else None
-    the_suite = make_suite(suite)
+    sim = sim_spec(suite, robot, controller)
+    the_suite = make_eval_suite(suite)
     overrides = load_instruction_overrides(instructions, the_suite.tasks) if instructions else None
     jobs = build_jobs(the_suite, episodes_per_task, split, seed, overrides)
     out = Path(out)
@@ -92,10 +94,12 @@ def evaluate(
     policy_info = _policy_info(policy_dir) if policy_dir is not None else _server_policy_info(server, api_key)
 
     t0 = time.perf_counter()
-    results = _run(jobs, policy_dir, max_steps, video_dir if videos else None, workers, progress, server_info)
+    results = _run(jobs, policy_dir, max_steps, video_dir if videos else None, workers, progress, server_info, sim)
     wall = time.perf_counter() - t0
     report = _report(the_suite, split, episodes_per_task, seed, max_steps, workers, results, policy_info, wall,
                      instructions)
+    if sim is not None:
+        report["sim"] = sim
     if videos:
         _prune_videos(report, video_dir)
     write_json_atomic(out / "report.json", report)
@@ -129,13 +133,14 @@ def _server_policy_info(url: str, api_key: str | None) -> dict[str, Any]:
 
 
 def _run(jobs: list[RolloutJob], policy_dir: Path | None, max_steps: int, video_dir: Path | None, workers: int,
-         progress: bool, server: dict | None = None) -> list[RolloutResult]:
+         progress: bool, server: dict | None = None, sim: dict | None = None) -> list[RolloutResult]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     # One torch thread per rollout worker: with two threads a chunk takes ~390 ms instead of ~5 ms
     # here whenever another process holds a core (measured, see benchmarks/latency.py).
     threads = 1
-    init = (str(policy_dir) if policy_dir else None, max_steps, str(video_dir) if video_dir else None, threads, server)
+    init = (str(policy_dir) if policy_dir else None, max_steps, str(video_dir) if video_dir else None, threads, server,
+            sim)
     results: list[RolloutResult] = []
     columns = (TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("success {task.fields[sr]}"),
                TimeElapsedColumn())
