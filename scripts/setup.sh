@@ -35,6 +35,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+# robosuite 1.5.2 without its deps: mink==0.0.5 pins numpy<2 (its imported deps come with the dev extra)
+if ! python -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('robosuite') == '1.5.2' else 1)" 2>/dev/null; then
+  echo "[setup] installing robosuite 1.5.2 (--no-deps)"
+  pip install -q --no-deps robosuite==1.5.2
+fi
 # openpi's websocket client, for the wire-compatibility test: it pins numpy < 2, so without its deps
 if ! python -c "import openpi_client.websocket_client_policy" 2>/dev/null; then
   echo "[setup] installing openpi-client 0.1.2 (--no-deps)"

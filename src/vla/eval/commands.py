@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
         server: str | None = typer.Option(None, "--server", help="Evaluate the policy served at ws://HOST:PORT "
                                           "(through client, executor, watchdog and safety filter)."),
         api_key_file: Path | None = typer.Option(None, help="File holding the server's API key."),
-        suite: str = typer.Option("mt10", help="Suite: mt10, mt50 or mt1:<task>."),
+        suite: str = typer.Option("mt10", help="Suite: mt10, mt50, mt1:<task>, robosuite or robosuite:<task>."),
+        robot: str | None = typer.Option(None, help="robosuite suites: the robot (default Panda)."),
+        controller: str | None = typer.Option(None, help="robosuite suites: osc (default) or joint_velocity."),
         episodes_per_task: int = typer.Option(10, help="Evaluation episodes per task."),
         out: Path = typer.Option(..., "--out", help="Folder for report.json, report.html and videos/."),
         split: str = typer.Option("train", help="Instruction split: train or heldout."),
@@ -44,7 +46,7 @@ def register(app: typer.Typer) -> None:
                               instructions=instructions, workers=workers, max_steps=max_steps, seed=seed,
                               videos=videos, progress=not as_json, server=server,
                               api_key=read_api_key(api_key_file), monitor=monitor, recovery=recovery,
-                              recovery_budget=recovery_budget)
+                              recovery_budget=recovery_budget, robot=robot, controller=controller)
         except (FileNotFoundError, ValueError, PolicyClientError) as e:
             typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from e

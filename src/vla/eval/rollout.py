@@ -50,12 +50,12 @@ _STATE: dict = {}
 
 
 def init_worker(policy_dir: str | None, max_steps: int, video_dir: str | None, torch_threads: int,
-                server: dict | None = None, monitor: dict | None = None) -> None:
+                server: dict | None = None, monitor: dict | None = None, sim: dict | None = None) -> None:
     """Pool initializer: load the policy once per process, or connect to ``server`` ({"url", "api_key"}).
 
     ``monitor``: {"calibration": MonitorCalibration dict or None (None: raw signals only), "signal_config":
     SignalConfig fields (without a calibration), "record_features": bool, "samples": int, "recovery":
-    RecoveryConfig fields or None}."""
+    RecoveryConfig fields or None}. ``sim``: the simulator spec of a non-MetaWorld suite (``vla.eval.sims``)."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("LP_NUM_THREADS", "1")
     if server is not None:
@@ -72,19 +72,18 @@ def init_worker(policy_dir: str | None, max_steps: int, video_dir: str | None, t
         policy.eval()
     _STATE.clear()
     _STATE.update(policy=policy, max_steps=max_steps, video_dir=video_dir, env=None, recorded=set(),
-                  monitor=monitor)
+                  monitor=monitor, sim=sim)
 
 
 def _env_for(task: str):
     env = _STATE["env"]
     if env is None or env.task != task:
-        from vla.sim import MetaWorldEnv
+        from vla.eval.sims import make_env
 
         if env is not None:
             env.close()
         cfg = _STATE["policy"].config
-        env = MetaWorldEnv(task, cameras=tuple(cfg.cameras), image_size=cfg.image_size,
-                           max_steps=_STATE["max_steps"])
+        env = make_env(task, tuple(cfg.cameras), cfg.image_size, _STATE["max_steps"], _STATE.get("sim"))
         _STATE["env"] = env
     return env
 

@@ -42,13 +42,11 @@ def build_jobs(suite, episodes_per_task: int, split: str, seed: int,
                overrides: dict[str, list[str]] | None = None) -> list[RolloutJob]:
     """Evaluation episodes: seeds from the evaluation range; instructions cycle through the split."""
     from vla.sim.seeds import evaluation_seed
-    from vla.sim.suites import mt50_tasks
 
-    all_tasks = mt50_tasks()
     jobs = []
     for task in suite.tasks:
         instructions = (overrides or {}).get(task) or suite.instructions(task, split)
-        t_index = all_tasks.index(task)
+        t_index = suite.task_index(task)  # MetaWorld: the MT50 index; robosuite: 100+
         for ep in range(episodes_per_task):
             jobs.append(RolloutJob(task, ep, evaluation_seed(seed, t_index, ep), instructions[ep % len(instructions)]))
     return jobs
@@ -71,6 +69,8 @@ def evaluate(
     monitor: str | Path | None = None,
     recovery: str | None = None,
     recovery_budget: int = 2,
+    robot: str | None = None,
+    controller: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a saved policy (or the one served at ``server``, through client, executor, watchdog and safety
     filter); writes OUT/report.json, OUT/report.html and OUT/videos/. Returns the report.
@@ -79,8 +79,10 @@ def evaluate(
     report.json gains a ``monitor`` section and OUT/monitor_steps.jsonl has every step's score, alarm and
     signals. ``recovery`` (with ``monitor``): a strategy of ``vla.serve.recovery`` acts on the alarm, at most
     ``recovery_budget`` times per episode; report.json gains a ``recovery`` section (see
-    ``vla.eval.monitor_report``)."""
-    from vla.sim import make_suite
+    ``vla.eval.monitor_report``). ``robot``/``controller``: the robot and action space of a robosuite suite
+    (``vla.eval.sims``)."""
+    from vla.eval.sims import make_eval_suite, sim_spec
+
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -90,7 +92,8 @@ def evaluate(
         raise ValueError("give exactly one of a policy folder (--policy) and a server URL (--server)")
     monitor_opts, calibration = _monitor_options(monitor, recovery, recovery_budget, server)
     policy_dir = resolve_policy_dir(policy) if policy is not None else None
-    the_suite = make_suite(suite)
+    sim = sim_spec(suite, robot, controller)
+    the_suite = make_eval_suite(suite)
     overrides = load_instruction_overrides(instructions, the_suite.tasks) if instructions else None
     jobs = build_jobs(the_suite, episodes_per_task, split, seed, overrides)
     out = Path(out)
@@ -104,13 +107,15 @@ def evaluate(
 
     t0 = time.perf_counter()
     results = _run(jobs, policy_dir, max_steps, video_dir if videos else None, workers, progress, server_info,
-                   monitor_opts)
+                   monitor_opts, sim)
     wall = time.perf_counter() - t0
     report = _report(the_suite, split, episodes_per_task, seed, max_steps, workers, results, policy_info, wall,
                      instructions)
     if calibration is not None:
         _add_monitor_sections(report, results, the_suite.tasks, max_steps, calibration, str(monitor), monitor_opts)
         _write_steps(out / "monitor_steps.jsonl", results)
+    if sim is not None:
+        report["sim"] = sim
     if videos:
         _prune_videos(report, video_dir)
     write_json_atomic(out / "report.json", report)
@@ -209,14 +214,15 @@ def _server_policy_info(url: str, api_key: str | None) -> dict[str, Any]:
 
 
 def _run(jobs: list[RolloutJob], policy_dir: Path | None, max_steps: int, video_dir: Path | None, workers: int,
-         progress: bool, server: dict | None = None, monitor: dict | None = None) -> list[RolloutResult]:
+         progress: bool, server: dict | None = None, monitor: dict | None = None,
+         sim: dict | None = None) -> list[RolloutResult]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     # One torch thread per rollout worker: with two threads a chunk takes ~390 ms instead of ~5 ms
     # here whenever another process holds a core (measured, see benchmarks/latency.py).
     threads = 1
     init = (str(policy_dir) if policy_dir else None, max_steps, str(video_dir) if video_dir else None, threads, server,
-            monitor)
+            monitor, sim)
     results: list[RolloutResult] = []
     columns = (TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("success {task.fields[sr]}"),
                TimeElapsedColumn())

@@ -17,6 +17,7 @@ Workers are started with "spawn": a script calling ``collect_metaworld`` needs t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -82,7 +83,9 @@ def provenance(ep: ExpertEpisode, cameras: tuple[str, ...], image_size: int, ste
 
 
 @dataclass
-class _TaskState:
+class TaskState:
+    """Scheduling state of one task: attempts issued, kept, rejected, results waiting to be written."""
+
     task: str
     index: int
     next_attempt: int = 0
@@ -130,65 +133,23 @@ def collect_metaworld(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     max_attempts = max(episodes_per_task + 1, int(episodes_per_task * max_attempts_factor))
-    states = [_TaskState(t, suite.task_index(t)) for t in suite.tasks]
+    states = [TaskState(t, suite.task_index(t)) for t in suite.tasks]
     config = {"cameras": cameras, "image_size": image_size, "max_steps": max_steps,
               "steps_after_success": steps_after_success}
     window = 2 * workers
     t0 = time.perf_counter()
-    totals = {"frames": 0, "rendered": 0, "steps": 0, "episode_seconds": 0.0}
     writer = DatasetWriter(out, fps=CONTROL_RATE_HZ, features=features(cameras, image_size), robot_type="sawyer",
                            embodiment=embodiment(cameras), use_videos=True, overwrite=overwrite)
-    bar = _Progress(len(states) * episodes_per_task, enabled=progress)
+    bar = ProgressBar(len(states) * episodes_per_task, enabled=progress)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                                initializer=init_worker, initargs=(config,))
-    futures: dict[Future, _TaskState] = {}
     try:
         with writer, bar:
-            cursor = 0  # index into states of the task being written
-            while cursor < len(states):
-                # results waiting for an earlier task count against the window, except for the task
-                # being written (so it can always make progress)
-                buffered = sum(len(s.results) for s in states)
-                for i, st in enumerate(states[cursor:]):
-                    load = len(futures) + (0 if i == 0 else buffered)
-                    while load < window and st.needs_attempt(episodes_per_task, max_attempts):
-                        k = st.next_attempt
-                        fut = pool.submit(worker_episode, st.task, k, seeds.collection_seed(seed, st.index, k))
-                        futures[fut] = st
-                        st.next_attempt += 1
-                        st.in_flight += 1
-                        load += 1
-                if futures:
-                    done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        st = futures.pop(fut)
-                        ep = fut.result()
-                        st.in_flight -= 1
-                        st.results[ep.attempt] = ep
-                        totals["rendered"] += (ep.steps + 1) * len(cameras)
-                        totals["steps"] += ep.steps
-                        totals["episode_seconds"] += ep.seconds
-                # write what is contiguous, in (task, attempt) order
-                while cursor < len(states):
-                    st = states[cursor]
-                    while st.next_to_write in st.results:
-                        ep = st.results.pop(st.next_to_write)
-                        st.next_to_write += 1
-                        if ep.success and st.kept < episodes_per_task:
-                            _write_episode(writer, ep, cameras, image_size, steps_after_success)
-                            st.kept += 1
-                            totals["frames"] += len(ep.actions)
-                            bar.advance(1)
-                        else:
-                            st.rejected += 1
-                        bar.describe(st.task, sum(s.rejected for s in states))
-                    if st.done(episodes_per_task, max_attempts):
-                        cursor += 1
-                    else:
-                        break
+            totals = collect_ordered(
+                states, lambda st, k: pool.submit(worker_episode, st.task, k, seeds.collection_seed(seed, st.index, k)),
+                lambda ep: _write_episode(writer, ep, cameras, image_size, steps_after_success),
+                episodes_per_task, max_attempts, window, bar, len(cameras))
     finally:
-        for fut in futures:
-            fut.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
     wall = time.perf_counter() - t0
     return {
@@ -213,6 +174,62 @@ def collect_metaworld(
     }
 
 
+def collect_ordered(states: list[TaskState], submit: Callable[[TaskState, int], Future],
+                    write: Callable[[ExpertEpisode], None], episodes_per_task: int, max_attempts: int,
+                    window: int, bar: ProgressBar, n_cameras: int) -> dict[str, Any]:
+    """Run attempts through ``submit(task_state, attempt) -> Future[ExpertEpisode]`` (at most ``window``
+    in flight) and ``write`` the first ``episodes_per_task`` successes of each task, in (task, attempt)
+    order, whatever order the results arrive in. Returns totals: frames, rendered images, steps, seconds."""
+    totals: dict[str, Any] = {"frames": 0, "rendered": 0, "steps": 0, "episode_seconds": 0.0}
+    futures: dict[Future, TaskState] = {}
+    try:
+        cursor = 0  # index into states of the task being written
+        while cursor < len(states):
+            # results waiting for an earlier task count against the window, except for the task
+            # being written (so it can always make progress)
+            buffered = sum(len(s.results) for s in states)
+            for i, st in enumerate(states[cursor:]):
+                load = len(futures) + (0 if i == 0 else buffered)
+                while load < window and st.needs_attempt(episodes_per_task, max_attempts):
+                    k = st.next_attempt
+                    futures[submit(st, k)] = st
+                    st.next_attempt += 1
+                    st.in_flight += 1
+                    load += 1
+            if futures:
+                done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    st = futures.pop(fut)
+                    ep = fut.result()
+                    st.in_flight -= 1
+                    st.results[ep.attempt] = ep
+                    totals["rendered"] += (ep.steps + 1) * n_cameras
+                    totals["steps"] += ep.steps
+                    totals["episode_seconds"] += ep.seconds
+            # write what is contiguous, in (task, attempt) order
+            while cursor < len(states):
+                st = states[cursor]
+                while st.next_to_write in st.results:
+                    ep = st.results.pop(st.next_to_write)
+                    st.next_to_write += 1
+                    if ep.success and st.kept < episodes_per_task:
+                        write(ep)
+                        st.kept += 1
+                        totals["frames"] += len(ep.actions)
+                        bar.advance(1)
+                    else:
+                        st.rejected += 1
+                    bar.describe(st.task, sum(s.rejected for s in states))
+                if st.done(episodes_per_task, max_attempts):
+                    cursor += 1
+                else:
+                    break
+    finally:
+        for fut in futures:
+            fut.cancel()
+    return totals
+
+
 def _write_episode(writer, ep: ExpertEpisode, cameras: tuple[str, ...], image_size: int, after: int) -> None:
     for t in range(len(ep.actions)):
         frame = {"observation.state": ep.states[t], "action": ep.actions[t]}
@@ -224,7 +241,7 @@ def _write_episode(writer, ep: ExpertEpisode, cameras: tuple[str, ...], image_si
     writer.save_episode(provenance(ep, cameras, image_size, after))
 
 
-class _Progress:
+class ProgressBar:
     """A rich progress bar over kept episodes (no-op when disabled)."""
 
     def __init__(self, total: int, enabled: bool):
@@ -236,7 +253,7 @@ class _Progress:
                                TimeRemainingColumn())
             self._id = self._p.add_task("collecting", total=total)
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self) -> ProgressBar:
         if self._p is not None:
             self._p.start()
         return self

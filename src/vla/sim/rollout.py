@@ -1,4 +1,4 @@
-"""Scripted-expert rollouts: one MetaWorld episode driven by ``metaworld.policies``.
+"""Scripted-expert rollouts: one episode of any env with ``expert_action()`` (MetaWorld, robosuite).
 
 Also the worker side of parallel collection: each worker process keeps its own environment
 (rebuilt when the task changes) and returns finished episodes as numpy arrays.
@@ -24,8 +24,8 @@ class ExpertEpisode:
     success: bool
     success_step: int | None  # index of the first action after which the task was solved
     steps: int  # actions executed (rendered frames per camera = steps + 1)
-    states: np.ndarray  # float32 [T, 4]
-    actions: np.ndarray  # float32 [T, 4]
+    states: np.ndarray  # float32 [T, state dim]
+    actions: np.ndarray  # float32 [T, action dim]
     images: dict[str, np.ndarray] = field(default_factory=dict)  # camera -> uint8 [T, H, W, 3]
     seconds: float = 0.0
     env_states: np.ndarray | None = None  # float32 [T, 17]: object poses + goal (vla.sim.env.ENV_STATE_NAMES)
@@ -61,8 +61,8 @@ def run_expert_episode(env, seed: int, attempt: int = 0, steps_after_success: in
     return ExpertEpisode(
         task=env.task, attempt=attempt, seed=seed, instruction=env.instruction, success=success,
         success_step=success_step, steps=steps,
-        states=np.stack(states).astype(np.float32) if keep else np.zeros((0, 4), np.float32),
-        actions=np.stack(actions).astype(np.float32) if keep else np.zeros((0, 4), np.float32),
+        states=np.stack(states).astype(np.float32) if keep else np.zeros((0, len(states[0])), np.float32),
+        actions=np.stack(actions).astype(np.float32) if keep else np.zeros((0, len(actions[0])), np.float32),
         images={c: np.stack(v) for c, v in images.items()} if keep else {},
         seconds=time.perf_counter() - t0,
         env_states=np.stack(env_states).astype(np.float32) if keep else None,
