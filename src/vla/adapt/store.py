@@ -51,7 +51,8 @@ def write_episodes(path: Path, episodes: list[tuple[dict[str, Any], Provenance]]
     from vla.sim.collect import embodiment, features
     from vla.sim.defaults import CONTROL_RATE_HZ
 
-    with DatasetWriter(path, fps=CONTROL_RATE_HZ, features=features(cameras, image_size), robot_type="sawyer",
+    feats = features(cameras, image_size, env_state=False)  # adaptation episodes carry no simulator state
+    with DatasetWriter(path, fps=CONTROL_RATE_HZ, features=feats, robot_type="sawyer",
                        embodiment=embodiment(cameras), use_videos=True) as w:
         for ep, prov in episodes:
             for t in range(len(ep["actions"])):
@@ -74,7 +75,7 @@ def merge_datasets(sources: list[Path], out: Path) -> Path:
     datasets = [Dataset.open(s) for s in sources]
     first = datasets[0]
     cameras = tuple(k.removeprefix("observation.images.") for k in first.camera_keys)
-    features = sim_features(cameras, int(first.features[first.camera_keys[0]]["shape"][0]))
+    features = sim_features(cameras, int(first.features[first.camera_keys[0]]["shape"][0]), env_state=False)
     for ds in datasets[1:]:
         if set(ds.camera_keys) != set(first.camera_keys) or ds.fps != first.fps:
             raise ValueError(f"cannot merge {ds.root} into {first.root}: cameras or fps differ")

@@ -191,10 +191,11 @@ class Policy(nn.Module):
         images = {cam: batch["images"][cam].to(self.device) for cam in self.config.cameras}
         features = self.encode(images, batch["state"].to(self.device), batch["instruction"])
         losses = self.head.loss(features, self.normalizer.action(action), mask)
-        if self.env_state_head is not None:
-            if "environment_state" not in batch:
-                raise KeyError("batch has no 'environment_state', which policy.aux_env_state_weight > 0 needs "
-                               f"(has {sorted(batch)})")
+        if self.env_state_head is not None and "environment_state" not in batch:
+            # fine-tuning on data without the simulator state (robot or adaptation episodes): actions only; the
+            # zero term keeps the head's parameters in the graph, as DistributedDataParallel requires
+            losses = {**losses, "loss": losses["loss"] + 0.0 * self.env_state_head(features).sum()}
+        elif self.env_state_head is not None:
             aux = self.env_state_head.loss(features, batch["environment_state"].to(self.device))
             losses = {**losses, "env_state": aux,
                       "loss": losses["loss"] + self.config.aux_env_state_weight * aux}

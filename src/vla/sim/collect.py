@@ -38,14 +38,14 @@ ANNOTATION = ("instruction drawn (seeded) from the 'train' split of vla/sim/inst
               "episode ends {n} steps after the first success; failed attempts discarded")
 
 
-def features(cameras: tuple[str, ...], image_size: int) -> dict[str, dict[str, Any]]:
-    """Dataset features of a MetaWorld collection."""
+def features(cameras: tuple[str, ...], image_size: int, env_state: bool = True) -> dict[str, dict[str, Any]]:
+    """Dataset features of a MetaWorld collection (``env_state``: with observation.environment_state)."""
     feats: dict[str, dict[str, Any]] = {
         "observation.state": {"dtype": "float32", "shape": [4], "names": STATE_NAMES},
         "action": {"dtype": "float32", "shape": [4], "names": ACTION_NAMES},
-        # privileged simulator state, a training target only (never a policy input)
-        ENV_STATE_KEY: {"dtype": "float32", "shape": [len(ENV_STATE_NAMES)], "names": ENV_STATE_NAMES},
     }
+    if env_state:  # privileged simulator state, a training target only (never a policy input)
+        feats[ENV_STATE_KEY] = {"dtype": "float32", "shape": [len(ENV_STATE_NAMES)], "names": ENV_STATE_NAMES}
     for cam in cameras:
         feats[f"observation.images.{cam}"] = {
             "dtype": "video", "shape": [image_size, image_size, 3], "names": ["height", "width", "channels"]}

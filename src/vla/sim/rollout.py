@@ -38,13 +38,15 @@ def run_expert_episode(env, seed: int, attempt: int = 0, steps_after_success: in
     t0 = time.perf_counter()
     obs, _ = env.reset(seed=seed)
     states, actions, env_states = [], [], []
+    records_env_state = hasattr(type(env), "environment_state")  # MetaWorld's privileged state, where the env has one
     images: dict[str, list[np.ndarray]] = {c: [] for c in env.cameras}
     success_step = None
     steps = 0
     while True:
         action = env.expert_action()
         states.append(obs["state"])
-        env_states.append(env.environment_state)
+        if records_env_state:
+            env_states.append(env.environment_state)
         actions.append(action)
         for cam, img in obs["images"].items():
             images[cam].append(img)
@@ -65,7 +67,7 @@ def run_expert_episode(env, seed: int, attempt: int = 0, steps_after_success: in
         actions=np.stack(actions).astype(np.float32) if keep else np.zeros((0, len(actions[0])), np.float32),
         images={c: np.stack(v) for c, v in images.items()} if keep else {},
         seconds=time.perf_counter() - t0,
-        env_states=np.stack(env_states).astype(np.float32) if keep else None,
+        env_states=np.stack(env_states).astype(np.float32) if keep and env_states else None,
     )
 
 
