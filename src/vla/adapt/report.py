@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 from typing import Any
 
 from vla.data.atomic import write_bytes_atomic
+from vla.eval.report_html import figure_png
 
 
 def curve_png(result: dict[str, Any]) -> bytes:
@@ -35,10 +35,7 @@ def curve_png(result: dict[str, Any]) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def _pct(v: Any) -> str:

@@ -13,6 +13,16 @@ from typing import Any
 from vla.data.atomic import write_bytes_atomic
 
 
+def figure_png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def success_chart_png(report: dict[str, Any]) -> bytes:
     """Horizontal bar chart of per-task success with Wilson 95% intervals, as PNG bytes."""
     import matplotlib
@@ -34,10 +44,7 @@ def success_chart_png(report: dict[str, Any]) -> bytes:
     ax.set_xlabel("success rate (95% Wilson interval)")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def monitor_traces_png(report: dict[str, Any]) -> bytes:
@@ -71,10 +78,7 @@ def monitor_traces_png(report: dict[str, Any]) -> bytes:
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def _monitor_html(report: dict[str, Any]) -> str:
