@@ -69,6 +69,36 @@ def _policies(args: argparse.Namespace) -> dict[str, tuple[Policy, float | None]
     return out
 
 
+def time_policies(policies: dict[str, Policy], iters: int, warmup: int, seed: int = 1) -> dict[str, dict]:
+    """Wall and process-CPU milliseconds per ``predict_chunk`` on one random observation, per policy; the
+    policies are timed in turn (one call each per round), so load from other jobs falls on all alike."""
+    rng = np.random.default_rng(seed)
+
+    def observation(cfg: PolicyConfig) -> dict:
+        return {"images": {c: rng.integers(0, 256, (cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
+                           for c in cfg.cameras},
+                "state": rng.normal(size=cfg.state_dim).astype(np.float32), "instruction": "open the drawer"}
+
+    for policy in policies.values():
+        policy.eval()
+        for _ in range(warmup):
+            policy.predict_chunk(observation(policy.config), seed=0)
+    wall: dict[str, list[float]] = {name: [] for name in policies}
+    cpu: dict[str, list[float]] = {name: [] for name in policies}
+    for i in range(iters):  # round-robin: every variant sees the same load over the run
+        for name, policy in policies.items():
+            obs = observation(policy.config)
+            t0, c0 = time.perf_counter(), time.process_time()
+            policy.predict_chunk(obs, seed=i)
+            wall[name].append((time.perf_counter() - t0) * 1e3)
+            cpu[name].append((time.process_time() - c0) * 1e3)
+    return {name: {"chunk_ms": {"p50": float(np.percentile(wall[name], 50)),
+                                "p99": float(np.percentile(wall[name], 99)), "mean": float(np.mean(wall[name]))},
+                   "chunk_cpu_ms": {"p50": float(np.percentile(cpu[name], 50)),
+                                    "p99": float(np.percentile(cpu[name], 99))}}
+            for name in policies}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("overrides", nargs="*", help="PolicyConfig key=value settings")
@@ -82,34 +112,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     policies = _policies(args)
-    rng = np.random.default_rng(1)
-
-    def observation(cfg: PolicyConfig) -> dict:
-        return {"images": {c: rng.integers(0, 256, (cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
-                           for c in cfg.cameras},
-                "state": rng.normal(size=cfg.state_dim).astype(np.float32), "instruction": "open the drawer"}
-
-    for policy, _ in policies.values():
-        policy.eval()
-        for _ in range(args.warmup):
-            policy.predict_chunk(observation(policy.config))
-    wall: dict[str, list[float]] = {name: [] for name in policies}
-    cpu: dict[str, list[float]] = {name: [] for name in policies}
-    for _ in range(args.iters):  # round-robin: every variant sees the same load over the run
-        for name, (policy, _) in policies.items():
-            obs = observation(policy.config)
-            t0, c0 = time.perf_counter(), time.process_time()
-            policy.predict_chunk(obs)
-            wall[name].append((time.perf_counter() - t0) * 1e3)
-            cpu[name].append((time.process_time() - c0) * 1e3)
+    timings = time_policies({name: p for name, (p, _) in policies.items()}, args.iters, args.warmup)
     variants = {}
     for name, (policy, target) in policies.items():
-        p50 = float(np.percentile(wall[name], 50))
+        p50 = timings[name]["chunk_ms"]["p50"]
         variants[name] = {
             "head": policy.config.head, "head_options": policy.config.head_options,
             "params": policy.num_parameters(), "head_params": sum(p.numel() for p in policy.head.parameters()),
-            "chunk_ms": {"p50": p50, "p99": float(np.percentile(wall[name], 99)), "mean": float(np.mean(wall[name]))},
-            "chunk_cpu_ms": {"p50": float(np.percentile(cpu[name], 50)), "p99": float(np.percentile(cpu[name], 99))},
+            **timings[name],
             "target_p50_ms": target, "meets_target": None if target is None else p50 <= target,
         }
     first = next(iter(policies.values()))[0]
