@@ -81,19 +81,20 @@ class Policy(nn.Module):
         n_enc = 1 if config.share_vision_encoder else len(config.cameras)
         self.vision = nn.ModuleList(self._build_vision() for _ in range(n_enc))
         self.camera_emb = nn.Parameter(torch.randn(len(config.cameras), d) * 0.02)
-        self.readouts = nn.Parameter(torch.randn(config.chunk, d) * 0.02)
-        self.backbone = Transformer(d, config.layers, config.heads, config.mlp_ratio, config.dropout)
         reg = self.registry
         self.per_robot = reg is not None and config.embodiment_mode == "projection"
-        if self.per_robot:  # a state projection and an action head per robot (GR00T / HPT style)
+        # one robot, or several padded to the largest state and action: one state projection and one head;
+        # "projection": one of each per robot (GR00T / HPT style). (Creation order fixes the initial weights.)
+        self.state_proj = None if self.per_robot else nn.Linear(config.state_dim, d)
+        self.readouts = nn.Parameter(torch.randn(config.chunk, d) * 0.02)
+        self.backbone = Transformer(d, config.layers, config.heads, config.mlp_ratio, config.dropout)
+        if self.per_robot:
             assert reg is not None
-            self.state_proj = None
             self.state_projs = nn.ModuleList(nn.Linear(e.state_dim, d) for e in reg.embodiments)
             self.head = None
             self.heads_per_robot = nn.ModuleList(build_head(config.head, d, e.action_dim, config.chunk,
                                                             config.head_config) for e in reg.embodiments)
-        else:  # one robot, or several padded to the largest state and action
-            self.state_proj = nn.Linear(config.state_dim, d)
+        else:
             self.head = build_head(config.head, d, config.action_dim, config.chunk, config.head_config)
         if reg is not None:
             self.padded = PaddedNormalizer(reg, config.state_norm)
