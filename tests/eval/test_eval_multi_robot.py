@@ -32,7 +32,7 @@ def test_collect_train_and_evaluate_two_robots(tmp_path):
     assert policy.embodiment_names == ["metaworld_sawyer", "robosuite_panda_osc"]
     assert policy.config.cameras == ["corner4", "agentview"]
     assert policy.registry["robosuite_panda_osc"].cameras == ["agentview"]
-    for suite, extra, action_dim in (("mt1:reach-v3", [], 4), ("robosuite:lift", ["--robot", "Panda"], 7)):
+    for suite, extra in (("mt1:reach-v3", []), ("robosuite:lift", ["--robot", "Panda"])):
         folder = tmp_path / f"eval_{suite.split(':')[0]}"
         res = run.invoke(app, ["eval", "--policy", str(out), "--suite", suite, *extra, "--episodes-per-task", "1",
                                "--max-steps", "3", "--workers", "1", "--out", str(folder)])

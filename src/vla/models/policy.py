@@ -386,7 +386,8 @@ class Policy(nn.Module):
         state observed when it is executed (what a delta in the dataset means), not to the state the chunk
         was predicted from; ``predict_chunk`` has only the latter."""
         # only the arguments given are passed on: callers (rollouts, servers) may wrap predict_chunk(obs)
-        given = {k: v for k, v in (("seed", seed), ("generator", generator), ("embodiment", embodiment)) if v is not None}
+        given = {k: v for k, v in (("seed", seed), ("generator", generator), ("embodiment", embodiment))
+                 if v is not None}
         predict = lambda: self.predict_chunk(obs, **given)  # noqa: E731
         robot = self._obs_embodiment(obs, embodiment)
         norm = self.robot_normalizer(robot)
