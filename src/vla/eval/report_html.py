@@ -114,7 +114,8 @@ score in the first half of each episode's own steps, every episode counted. Lead
 first alarm to its end.</p>
 <img alt="monitor score over time" src="data:image/png;base64,{chart}">
 <table><tr><th>task</th><th>calibrated on</th><th>failures</th><th>AUROC @25%</th><th>@50%</th><th>@75%</th>
-<th>all @50%</th><th>own @50%</th><th>own mean @50%</th>{head}<th>failures detected</th><th>lead (steps)</th><th>false alarms [95% CI]</th>
+<th>all @50%</th><th>own @50%</th><th>own mean @50%</th>{head}<th>failures detected</th><th>lead (steps)</th>
+<th>false alarms [95% CI]</th>
 <th>cost ms/step p50 / p99</th></tr>
 {''.join(rows)}
 </table>"""
