@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from vla.cli import app
@@ -103,3 +104,40 @@ def test_train_on_two_robots_from_the_cli(robots, tmp_path):
         assert policy.predict_chunk(obs, embodiment=name).shape == (TINY_POLICY["chunk"], a)
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
+
+
+def test_a_new_robot_joins_a_trained_policy_zero_shot_and_by_fine_tuning(robots, tmp_path):
+    base = tmp_path / "base"
+    common = ["batch_size=4", "progress=false", "warmup_steps=1", f"cache_dir={tmp_path / 'cache'}"]
+    policy_keys = [f"policy.{k}={json.dumps(v)}" for k, v in TINY_POLICY.items()]
+    res = CliRunner().invoke(app, ["train", "--dataset", str(robots["arm4"]), "--dataset", str(robots["arm7"]),
+                                   "--out", str(base), "steps=2", *common, *policy_keys])
+    assert res.exit_code == 0, res.output
+    new = make_dataset(tmp_path / "arm5", episodes=2, length=8, size=32, state_dim=6, action_dim=5, robot_type="arm5",
+                       seed=3)
+    zero = tmp_path / "zero"
+    res = CliRunner().invoke(app, ["train", "--dataset", str(new), "--out", str(zero), "steps=0",
+                                   f"init_policy={base / 'policy'}", *common])
+    assert res.exit_code == 0, res.output
+    before, after = Policy.from_pretrained(base), Policy.from_pretrained(zero)
+    assert after.embodiment_names == ["arm4", "arm7", "arm5"]
+    emb = after.state_dict()["embodiment_emb"]
+    assert torch.equal(emb[:2], before.state_dict()["embodiment_emb"])
+    assert torch.allclose(emb[2], before.state_dict()["embodiment_emb"].mean(0))
+    for key, value in before.state_dict().items():  # zero steps: every shared weight unchanged
+        if key != "embodiment_emb":
+            assert torch.equal(after.state_dict()[key], value), key
+    rng = np.random.default_rng(0)
+    obs = {"images": {c: rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for c in ("corner4", "gripperPOV")},
+           "state": rng.normal(size=6).astype(np.float32), "instruction": "open the drawer"}
+    assert after.predict_chunk(obs, embodiment="arm5").shape == (TINY_POLICY["chunk"], 5)
+    tuned = tmp_path / "tuned"
+    res = CliRunner().invoke(app, ["train", "--dataset", str(new), "--out", str(tuned), "steps=2",
+                                   f"init_policy={zero / 'policy'}", *common])
+    assert res.exit_code == 0, res.output
+    assert Policy.from_pretrained(tuned).embodiment_names == ["arm4", "arm7", "arm5"]
+    big = make_dataset(tmp_path / "arm9", episodes=1, length=6, size=32, state_dim=12, action_dim=9,
+                       robot_type="arm9")
+    res = CliRunner().invoke(app, ["train", "--dataset", str(big), "--out", str(tmp_path / "big"), "steps=0",
+                                   f"init_policy={base / 'policy'}", *common])
+    assert res.exit_code == 2 and "more state/action dims" in res.output

@@ -548,6 +548,32 @@ class Policy(nn.Module):
         write_policy_folder(folder, self.config, tensors, self.stats, self.registry)
         return folder
 
+    def load_from(self, other: Policy) -> None:
+        """Start from ``other``'s weights. This policy may know more robots than ``other`` (a fine-tuning that
+        adds robots): their embodiment tokens start at the mean of the known ones, their own projections and
+        heads (per-robot mode) from this policy's initialization; every other weight must match."""
+        theirs = other.state_dict()
+        if self.registry is None or other.registry is None or self.registry.names == other.registry.names:
+            self.load_state_dict(theirs)
+            return
+        known = other.registry.names
+        if self.registry.names[: len(known)] != known:
+            raise ConfigError(f"load_from: this policy's robots {self.registry.names} must start with {known}")
+        mine = self.state_dict()
+        out = {}
+        for key, value in mine.items():
+            if key == "embodiment_emb":
+                old = theirs[key]
+                value = torch.cat([old, old.mean(0, keepdim=True).expand(len(mine[key]) - len(old), -1)])
+            elif key.startswith(("state_projs.", "heads_per_robot.")) and int(key.split(".")[1]) >= len(known):
+                pass  # a new robot's own layers: this policy's initialization
+            elif key not in theirs or theirs[key].shape != value.shape:
+                raise ConfigError(f"load_from: weight {key!r} does not match ({tuple(value.shape)} here)")
+            else:
+                value = theirs[key]
+            out[key] = value
+        self.load_state_dict(out)
+
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> Policy:
         """Load a folder written by ``save``; a missing/corrupt/inconsistent file raises PolicyLoadError."""

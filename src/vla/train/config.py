@@ -72,7 +72,11 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "prefetch"):
+        if self.steps == 0 and self.init_policy is not None:
+            pass  # zero steps: init_policy saved as this run's policy (with the robots a mixture adds: zero-shot)
+        elif not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps <= 0:
+            raise ConfigError(f"steps: expected a positive integer (0 only with init_policy), got {self.steps!r}")
+        for name in ("batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "prefetch"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name}: expected a positive integer, got {value!r}")

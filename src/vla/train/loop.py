@@ -31,7 +31,7 @@ from .cache import TrainingCache, build_cache, concat_caches
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .metrics import LossWindow, MetricsLog
-from .mixture import MixtureSampler, build_registry, cache_cameras, dataset_cameras, parse_mixture
+from .mixture import MixtureEntry, MixtureSampler, build_registry, cache_cameras, dataset_cameras, parse_mixture
 from .normalization import policy_normalization
 from .optim import EMA, adamw, lr_at
 from .sampler import BatchSampler, Prefetcher
@@ -112,7 +112,7 @@ def _single_data(config: TrainConfig, init: Policy | None, run: Path, info: dist
 def _mixture_data(config: TrainConfig, init: Policy | None, run: Path, info: distributed.DistInfo) -> _Data:
     """A weighted mixture (`vla.train.mixture`): one cache per dataset with the policy cameras it has; two or more
     robots make a multi-robot policy (embodiment registry, padded state and action)."""
-    entries = parse_mixture(config.mixture)
+    entries = parse_mixture(config.mixture) if config.mixture else [MixtureEntry(config.dataset)]
     for e in entries:
         policy_normalization(e.dataset)  # statistics that are missing or cannot be undone stop the run here
     fields = init.config.to_dict() if init is not None else dict(config.policy)
@@ -125,10 +125,21 @@ def _mixture_data(config: TrainConfig, init: Policy | None, run: Path, info: dis
     multi = len(registry.embodiments) > 1
     stats = registry.embodiments[0].stats
     if init is not None:
-        if (init.embodiment_names or [registry.names[0]]) != (registry.names if multi else [registry.names[0]]):
-            raise ConfigError(f"init_policy drives {init.embodiment_names or 'one robot'}; the mixture has robots "
-                              f"{registry.names} (fine-tuning keeps the policy's robots)")
-        pcfg, stats, registry_out = init.config, init.stats, init.registry
+        if init.registry is None:
+            raise ConfigError("init_policy drives one robot and names none; a dataset mixture can fine-tune a "
+                              "multi-robot policy only (or pass a single --dataset)")
+        known = init.registry.names
+        new = [e for e in registry.embodiments if e.name not in known]
+        # robots new to the policy join its registry (their stats from their data; the shared layers are kept)
+        registry_out = EmbodimentRegistry([*init.registry.embodiments, *new])
+        pcfg = init.config.replace(embodiments=registry_out.names) if new else init.config
+        if new and not init.per_robot and (registry_out.max_state_dim, registry_out.max_action_dim) != (
+                pcfg.state_dim, pcfg.action_dim):
+            raise ConfigError(f"robots {[e.name for e in new]} have more state/action dims than init_policy pads to "
+                              f"({pcfg.state_dim}/{pcfg.action_dim})")
+        if new and init.per_robot:
+            pcfg = pcfg.replace(state_dim=registry_out.max_state_dim, action_dim=registry_out.max_action_dim)
+        stats, multi = init.stats, True
     else:
         fields["state_dim"], fields["action_dim"] = registry.max_state_dim, registry.max_action_dim
         fields["embodiments"] = registry.names if multi else []
@@ -141,7 +152,8 @@ def _mixture_data(config: TrainConfig, init: Policy | None, run: Path, info: dis
         pcfg = PolicyConfig.from_dict(fields)
         registry_out = registry if multi else None
     sampler = MixtureSampler(caches, names, [e.weight for e in entries], config.mixture_balance, config.batch_size,
-                             pcfg.chunk, pcfg.cameras, pcfg.image_size, config.seed, info.rank, multi_robot=multi)
+                             pcfg.chunk, pcfg.cameras, pcfg.image_size, config.seed, info.rank, multi_robot=multi,
+                             state_dim=pcfg.state_dim, action_dim=pcfg.action_dim)
     env = [c.env_state for c in caches]
     env_state = np.concatenate(env) if all(x is not None for x in env) else None  # type: ignore[arg-type]
     return _Data(sampler, pcfg, stats, registry_out, sum(c.num_frames for c in caches), env_state, caches[0].root)
@@ -198,12 +210,13 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
     torch.manual_seed(config.seed)
 
-    data = (_mixture_data if config.mixture else _single_data)(config, init, run, info)
+    multi_init = init is not None and init.registry is not None
+    data = (_mixture_data if config.mixture or multi_init else _single_data)(config, init, run, info)
     pcfg, stats, registry, num_frames = data.pcfg, data.stats, data.registry, data.num_frames
     policy = Policy(pcfg, stats, registry)
     fine_tune = init is not None
     if init is not None:
-        policy.load_state_dict(init.state_dict())
+        policy.load_from(init)
         del init
     policy = policy.to(info.device)
     if policy.env_state_head is not None and not fine_tune:  # before the EMA copies the weights

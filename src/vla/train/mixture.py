@@ -130,7 +130,7 @@ class MixtureSampler:
 
     def __init__(self, caches: list[TrainingCache], embodiments: list[str], weights: list[float], balance: bool,
                  batch_size: int, chunk: int, cameras: list[str], image_size: int, seed: int, rank: int = 0,
-                 multi_robot: bool = True) -> None:
+                 multi_robot: bool = True, state_dim: int | None = None, action_dim: int | None = None) -> None:
         if not len(caches) == len(embodiments) == len(weights):
             raise ValueError("MixtureSampler: one embodiment name and weight per cache")
         self.caches, self.embodiments = caches, embodiments
@@ -138,8 +138,9 @@ class MixtureSampler:
         self.probs = w / w.sum()
         self.batch_size, self.chunk, self.cameras, self.image_size = batch_size, chunk, list(cameras), image_size
         self.seed, self.rank, self.multi_robot = seed, rank, multi_robot
-        self.state_dim = max(c.state.shape[1] for c in caches)
-        self.action_dim = max(c.action.shape[1] for c in caches)
+        # padded sizes: the policy's (it may know larger robots than these datasets hold), else the largest here
+        self.state_dim = state_dim or max(c.state.shape[1] for c in caches)
+        self.action_dim = action_dim or max(c.action.shape[1] for c in caches)
         self.env_state = all(c.env_state is not None for c in caches) and len(
             {c.env_state.shape[1] for c in caches if c.env_state is not None}) == 1
 
