@@ -73,6 +73,10 @@ def test_monitor_section_populations_lead_time_and_false_alarms():
     # all: plus the early success scoring 0.9, above both failures -> 4 of 6 pairs
     assert at["auroc_all"] == pytest.approx(4 / 6, abs=1e-4)
     assert at["signals"]["stall"]["auroc"] == 1.0
+    # on each episode's own clock (first half of its own steps): failures 0.7 / 0.3 (max), 0.34 / 0.3 (mean);
+    # successes 0.9, 0.2, 0.25 either way -> 4 of 6 pairs
+    assert at["auroc_own"] == pytest.approx(4 / 6, abs=1e-4) and at["auroc_own_mean"] == pytest.approx(4 / 6, abs=1e-4)
+    assert at["signals"]["stall"]["auroc_own"] == at["auroc_own"]
     assert m["overall"]["at"]["25%"]["step"] == 25
     o = m["overall"]
     assert o["detected_failures"] == 2 and o["detection_rate"] == 1.0
@@ -82,6 +86,14 @@ def test_monitor_section_populations_lead_time_and_false_alarms():
     assert o["cost_ms"]["step_p50"] == pytest.approx(1.0)
     assert m["tasks"]["a"]["calibrated_on_task"] and not m["tasks"]["b"]["calibrated_on_task"]
     assert m["heldout_tasks"]["episodes"] == 2 and m["tasks"]["a"]["episodes"] == 3
+
+
+def test_own_clock_maximum_grows_with_length_and_the_mean_does_not():
+    spike = [0.1] * 40 + [0.6] + [0.1] * 59
+    results = [ep("a", 0, False, 100, spike), ep("a", 1, True, 10, [0.3])]
+    at = monitor_section(results, ["a"], 100, CAL, "cal.json", 80.0)["overall"]["at"]["50%"]
+    assert at["auroc_own"] == 1.0  # the long failure's first half holds the spike
+    assert at["auroc_own_mean"] == 0.0  # its mean score (0.11) is below the success's 0.3
 
 
 def test_paired_difference_interval():

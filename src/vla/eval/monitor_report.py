@@ -11,6 +11,14 @@ steps. The prediction at k is the highest score seen in those k steps. Two popul
   the episode's length (a success that finished early had fewer steps to raise its maximum), so it reads
   higher than ``auroc``.
 
+On the episode's own clock (as SAFE and FAIL-Detect plot it): after the first ``ceil(f * steps)`` steps of each
+episode, whatever its length, every episode counts:
+
+- ``auroc_own``: the highest score in that part of the episode;
+- ``auroc_own_mean``: the mean score over it. A failure runs to the step budget and a success stops early, so
+  a failure's part is longer; the maximum grows with length, the mean does not, so ``auroc_own_mean`` is the
+  one that separates by score level and not by duration.
+
 AUROC is the Mann-Whitney probability that a failure scores above a success (ties count 1/2); None when
 either class is empty. Each raw signal's own AUROC (its maximum over the same steps) stands beside the
 combined score. Lead time: control steps from a failure's first alarm to its end (the step budget).
@@ -93,6 +101,23 @@ def _auroc_at(results: list, k: int, values) -> tuple[float | None, float | None
     return auroc(run_pos, run_neg), auroc(all_pos, all_neg), len(run_pos), len(run_neg)
 
 
+def prefix_mean(values: list[float | None], k: int) -> float:
+    """Mean of the non-missing values among the first ``k`` (0 when there is none)."""
+    x = np.array([np.nan if v is None else v for v in values[:k]], np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else 0.0
+
+
+def _auroc_own(results: list, f: float, values) -> tuple[float | None, float | None]:
+    """(auroc of the maximum, auroc of the mean) over the first ceil(f * steps) steps of each episode."""
+    pos_max, neg_max, pos_mean, neg_mean = [], [], [], []
+    for r in results:
+        k = max(1, math.ceil(f * r.steps))
+        (neg_max if r.success else pos_max).append(prefix_max(values(r), k))
+        (neg_mean if r.success else pos_mean).append(prefix_mean(values(r), k))
+    return auroc(pos_max, neg_max), auroc(pos_mean, neg_mean)
+
+
 def _round(v: float | None, nd: int = 4) -> float | None:
     return None if v is None else round(float(v), nd)
 
@@ -102,11 +127,16 @@ def _section(results: list, max_steps: int, control_rate_hz: float, signals: lis
     for f in FRACTIONS:
         k = math.ceil(f * max_steps)
         a_run, a_all, n_pos, n_neg = _auroc_at(results, k, lambda r: r.monitor["score"])
+        own_max, own_mean = _auroc_own(results, f, lambda r: r.monitor["score"])
         per_signal = {}
         for s in signals:
-            run_s, all_s, _, _ = _auroc_at(results, k, lambda r, s=s: r.monitor["signals"].get(s, []))
-            per_signal[s] = {"auroc": _round(run_s), "auroc_all": _round(all_s)}
+            get = lambda r, s=s: r.monitor["signals"].get(s, [])  # noqa: E731
+            run_s, all_s, _, _ = _auroc_at(results, k, get)
+            s_max, s_mean = _auroc_own(results, f, get)
+            per_signal[s] = {"auroc": _round(run_s), "auroc_all": _round(all_s), "auroc_own": _round(s_max),
+                             "auroc_own_mean": _round(s_mean)}
         out["at"][f"{int(f * 100)}%"] = {"step": k, "auroc": _round(a_run), "auroc_all": _round(a_all),
+                                         "auroc_own": _round(own_max), "auroc_own_mean": _round(own_mean),
                                          "failures_running": n_pos, "successes_running": n_neg,
                                          "signals": per_signal}
     fails = [r for r in results if not r.success]
@@ -142,7 +172,8 @@ def monitor_section(results: list, tasks: list[str], max_steps: int, calibration
     out = {"calibration": calibration_path, "threshold": calibration["threshold"], "alpha": calibration["alpha"],
            "weights": calibration["weights"], "calibration_tasks": cal_tasks,
            "definition": "at f: after the first ceil(f * max_steps) steps; auroc over episodes still running then, "
-                         "auroc_all over every episode (see vla.eval.monitor_report)",
+                         "auroc_all over every episode; auroc_own / auroc_own_mean: the maximum / mean score over the "
+                         "first ceil(f * steps) steps of each episode's own length (see vla.eval.monitor_report)",
            "overall": _section(results, max_steps, control_rate_hz, signals), "tasks": per_task}
     held = [r for r in results if cal_tasks and r.task not in cal_tasks]
     out["heldout_tasks"] = _section(held, max_steps, control_rate_hz, signals) if held else None

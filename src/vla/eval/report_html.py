@@ -94,7 +94,8 @@ def _monitor_html(report: dict[str, Any]) -> str:
         cells = "".join(f"<td>{_fmt(at[p]['auroc'])}</td>" for p in ("25%", "50%", "75%"))
         sig = "".join(f"<td>{_fmt(at['50%']['signals'][s]['auroc'])}</td>" for s in signals)
         return (f"<tr><td>{html.escape(name)}</td><td>{calibrated}</td><td>{sec['failures']}/{sec['episodes']}</td>"
-                f"{cells}<td>{_fmt(at['50%']['auroc_all'])}</td>{sig}<td>{_fmt(sec['detection_rate'])}</td>"
+                f"{cells}<td>{_fmt(at['50%']['auroc_all'])}</td><td>{_fmt(at['50%'].get('auroc_own'))}</td>"
+                f"<td>{_fmt(at['50%'].get('auroc_own_mean'))}</td>{sig}<td>{_fmt(sec['detection_rate'])}</td>"
                 f"<td>{_fmt(sec['median_lead_steps'])}</td><td>{fa['episodes']}/{fa['successes']} "
                 f"[{_fmt(fa['ci95'][0])}, {_fmt(fa['ci95'][1])}]</td>"
                 f"<td>{_fmt(sec['cost_ms']['step_p50'])} / {_fmt(sec['cost_ms']['step_p99'])}</td></tr>")
@@ -108,11 +109,13 @@ def _monitor_html(report: dict[str, Any]) -> str:
 <p>Calibration {html.escape(m['calibration'])}: threshold {m['threshold']:.3f} for a false-alarm rate of
 {m['alpha']} on successes; calibrated on {html.escape(', '.join(m['calibration_tasks']) or '-')}.
 AUROC of predicting the episode's failure from the highest score in the first 25/50/75% of the step budget,
-over the episodes still running then ("all @50%": every episode). Lead: median steps from a failure's first
-alarm to its end.</p>
+over the episodes still running then ("all @50%": every episode). "own @50%": the highest ("mean": the mean)
+score in the first half of each episode's own steps, every episode counted. Lead: median steps from a failure's
+first alarm to its end.</p>
 <img alt="monitor score over time" src="data:image/png;base64,{chart}">
 <table><tr><th>task</th><th>calibrated on</th><th>failures</th><th>AUROC @25%</th><th>@50%</th><th>@75%</th>
-<th>all @50%</th>{head}<th>failures detected</th><th>lead (steps)</th><th>false alarms [95% CI]</th>
+<th>all @50%</th><th>own @50%</th><th>own mean @50%</th>{head}<th>failures detected</th><th>lead (steps)</th>
+<th>false alarms [95% CI]</th>
 <th>cost ms/step p50 / p99</th></tr>
 {''.join(rows)}
 </table>"""

@@ -82,10 +82,29 @@ def _env_for(task: str):
 
         if env is not None:
             env.close()
-        cfg = _STATE["policy"].config
-        env = make_env(task, tuple(cfg.cameras), cfg.image_size, _STATE["max_steps"], _STATE.get("sim"))
+        env = make_env(task, tuple(_cameras()), _STATE["policy"].config.image_size, _STATE["max_steps"],
+                       _STATE.get("sim"))
         _STATE["env"] = env
     return env
+
+
+def _robot() -> str | None:
+    """The evaluated robot's name for a multi-robot policy (its registry entry), else None."""
+    policy = _STATE["policy"]
+    if not getattr(policy, "embodiment_names", None):
+        return None
+    from vla.eval.sims import embodiment_of
+
+    name = embodiment_of(_STATE.get("sim"))
+    policy.registry.index(name)  # a robot the policy was not trained on: EmbodimentError naming the known ones
+    return name
+
+
+def _cameras() -> list[str]:
+    """The cameras rendered: the policy's, or for a multi-robot policy those of the evaluated robot."""
+    policy = _STATE["policy"]
+    robot = _robot()
+    return list(policy.registry[robot].cameras) if robot is not None else list(policy.config.cameras)
 
 
 @dataclass
@@ -180,7 +199,11 @@ def _episode(job: RolloutJob, record_frames: bool, recovery=None) -> dict:
     stopped = False
     alarm = False
     try:
+        robot = _robot()
+        tag = (lambda o: o) if robot is None else (lambda o: {**o, "embodiment": robot})  # noqa: E731
+        cams = _cameras()
         obs, _ = env.reset(seed=job.seed, instruction=job.instruction)
+        obs = tag(obs)
         policy.reset(seed=job.seed)  # sampling heads: the episode's noise is reproducible from its seed
         if monitor is not None:
             monitor.reset()
@@ -190,7 +213,7 @@ def _episode(job: RolloutJob, record_frames: bool, recovery=None) -> dict:
         prev_kind = "policy"
         for steps in range(1, _STATE["max_steps"] + 1):
             if record_frames:
-                frames.append(np.concatenate([obs["images"][c] for c in policy.config.cameras], axis=1))
+                frames.append(np.concatenate([obs["images"][c] for c in cams], axis=1))
             now[0] = steps - 1
             t0 = time.perf_counter()
             if recovery is None:
@@ -225,13 +248,14 @@ def _episode(job: RolloutJob, record_frames: bool, recovery=None) -> dict:
             if stopped:
                 break
             obs, _, terminated, truncated, info = env.step(action)
+            obs = tag(obs)
             if info["success"]:
                 success_step = steps
                 break
             if terminated or truncated:
                 break
         if record_frames:
-            frames.append(np.concatenate([obs["images"][c] for c in policy.config.cameras], axis=1))
+            frames.append(np.concatenate([obs["images"][c] for c in cams], axis=1))
     finally:
         policy.predict_chunk = original
     return {"success": success_step is not None, "steps": steps, "success_step": success_step, "stopped": stopped,

@@ -51,3 +51,13 @@ def make_env(task: str, cameras: tuple[str, ...], image_size: int, max_steps: in
 
     return RobosuiteEnv(task, spec["robot"], controller=spec["controller"], cameras=cameras, image_size=image_size,
                         max_steps=max_steps)
+
+
+def embodiment_of(spec: dict[str, Any] | None) -> str:
+    """The embodiment name the collector of this simulator writes (``vla.sim.collect``, robosuite's
+    ``collect.embodiment``): what a multi-robot policy knows the evaluated robot by."""
+    if spec is None:
+        return "metaworld_sawyer"
+    from vla.sim.robosuite.robots import robot_info
+
+    return f"{robot_info(spec['robot']).robot_type}_{spec['controller']}"

@@ -12,6 +12,7 @@ from vla.data.normalization import NORM_MODES
 from vla.errors import VlaError
 
 VISION_ENCODERS = ("conv", "efficientnet_lite0", "hf")
+EMBODIMENT_MODES = ("pad", "projection")
 
 
 class ConfigError(VlaError, ValueError):
@@ -91,6 +92,14 @@ class PolicyConfig:
     # this weight; 0 = off. ``env_state_dim`` is set by training from the dataset. Never a policy input.
     aux_env_state_weight: float = 0.0
     env_state_dim: int = 0
+
+    # several robots in one policy (vla.models.embodiments; set by training from a dataset mixture): their
+    # names in registry order, [] for a single-robot policy. "pad": state and action padded to the largest
+    # (state_dim / action_dim are then the maxima), one shared state projection and head, padded dims masked;
+    # "projection": a state projection and an action head per robot (GR00T / HPT style). Both add a learned
+    # embodiment token to the state token.
+    embodiments: list[str] = field(default_factory=list)
+    embodiment_mode: str = "pad"
 
     def __post_init__(self) -> None:
         for name in ("mlp_ratio", "dropout", "temporal_ensemble", "instruction_dropout", "word_dropout",
@@ -181,6 +190,13 @@ class PolicyConfig:
             raise ConfigError(f"env_state_dim: expected an integer >= 0, got {self.env_state_dim!r}")
         if self.augment_shift < 0:
             raise ConfigError("augment_shift: expected >= 0 pixels")
+        if self.embodiment_mode not in EMBODIMENT_MODES:
+            raise ConfigError(f"embodiment_mode: expected one of {list(EMBODIMENT_MODES)}, "
+                              f"got {self.embodiment_mode!r}")
+        if not isinstance(self.embodiments, list) or not all(isinstance(n, str) and n for n in self.embodiments):
+            raise ConfigError(f"embodiments: expected a list of robot names, got {self.embodiments!r}")
+        if len(set(self.embodiments)) != len(self.embodiments) or len(self.embodiments) == 1:
+            raise ConfigError(f"embodiments: expected [] (one robot) or 2+ distinct names, got {self.embodiments}")
         self.head_config  # noqa: B018  (raises ConfigError for an unknown head or a bad option)
 
     # ---- (de)serialization -------------------------------------------------------------------------

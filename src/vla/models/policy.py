@@ -21,6 +21,7 @@ from .action_queue import ActionQueue, TemporalEnsembler
 from .aux_env_state import EnvStateHead
 from .backbone import Transformer
 from .config import ConfigError, PolicyConfig
+from .embodiments import EmbodimentError, EmbodimentRegistry, PaddedNormalizer
 from .heads import build_head
 from .image_ops import random_shift, resize, to_float_nchw
 from .language import FrozenTextEncoder, drop_words, get_text_encoder
@@ -48,13 +49,17 @@ class AttentionPool(nn.Module):
 class Policy(nn.Module):
     """Vision-language-action policy (see module docstring); ``forward(batch)`` -> dict of losses."""
 
-    def __init__(self, config: PolicyConfig, normalization: NormalizationStats | dict[str, Any]) -> None:
+    def __init__(self, config: PolicyConfig, normalization: NormalizationStats | dict[str, Any],
+                 embodiments: EmbodimentRegistry | None = None) -> None:
         super().__init__()
         config.validate()
         if not isinstance(normalization, NormalizationStats):
             normalization = (NormalizationStats.from_dict(normalization) if "state" in normalization
                              else NormalizationStats.from_dataset_stats(normalization))
-        if normalization.state_dim != config.state_dim or normalization.action_dim != config.action_dim:
+        self.registry = self._check_registry(config, embodiments)
+        if self.registry is not None:
+            normalization = self.registry.embodiments[0].stats  # the default robot (normalization.json)
+        elif normalization.state_dim != config.state_dim or normalization.action_dim != config.action_dim:
             raise ValueError(f"normalization stats are for state_dim={normalization.state_dim}, "
                              f"action_dim={normalization.action_dim}; config has {config.state_dim}, "
                              f"{config.action_dim}")
@@ -76,17 +81,77 @@ class Policy(nn.Module):
         n_enc = 1 if config.share_vision_encoder else len(config.cameras)
         self.vision = nn.ModuleList(self._build_vision() for _ in range(n_enc))
         self.camera_emb = nn.Parameter(torch.randn(len(config.cameras), d) * 0.02)
-        self.state_proj = nn.Linear(config.state_dim, d)
+        reg = self.registry
+        self.per_robot = reg is not None and config.embodiment_mode == "projection"
+        # one robot, or several padded to the largest state and action: one state projection and one head;
+        # "projection": one of each per robot (GR00T / HPT style). (Creation order fixes the initial weights.)
+        self.state_proj = None if self.per_robot else nn.Linear(config.state_dim, d)
         self.readouts = nn.Parameter(torch.randn(config.chunk, d) * 0.02)
         self.backbone = Transformer(d, config.layers, config.heads, config.mlp_ratio, config.dropout)
-        self.head = build_head(config.head, d, config.action_dim, config.chunk, config.head_config)
+        if self.per_robot:
+            assert reg is not None
+            self.state_projs = nn.ModuleList(nn.Linear(e.state_dim, d) for e in reg.embodiments)
+            self.head = None
+            self.heads_per_robot = nn.ModuleList(build_head(config.head, d, e.action_dim, config.chunk,
+                                                            config.head_config) for e in reg.embodiments)
+        else:
+            self.head = build_head(config.head, d, config.action_dim, config.chunk, config.head_config)
+        if reg is not None:
+            self.padded = PaddedNormalizer(reg, config.state_norm)
+            self.robot_normalizers = nn.ModuleList(TensorNormalizer(e.stats, config.state_norm)
+                                                   for e in reg.embodiments)
+            self.embodiment_emb = nn.Parameter(torch.randn(len(reg.embodiments), d) * 0.02)
+            valid = [[cam in e.cameras for cam in config.cameras] for e in reg.embodiments]
+            self.register_buffer("camera_valid", torch.tensor(valid, dtype=torch.bool), persistent=False)
         self.env_state_head = (EnvStateHead(d, config.env_state_dim) if config.aux_env_state_weight > 0
                                else None)
         self._selector = self._build_selector()
         self._episode_generator: torch.Generator | None = None
         self._last_features: torch.Tensor | None = None  # readout features of the latest prediction [B, H, d]
+        self._last_embodiment: int | None = None
 
     # ---- construction --------------------------------------------------------------------------------
+    @staticmethod
+    def _check_registry(config: PolicyConfig, registry: EmbodimentRegistry | None) -> EmbodimentRegistry | None:
+        if not config.embodiments:
+            if registry is not None:
+                raise ConfigError("an embodiment registry was given, but config.embodiments is empty")
+            return None
+        if registry is None:
+            raise ConfigError(f"config.embodiments lists {config.embodiments}: the policy needs their registry "
+                              "(embodiments.json)")
+        if registry.names != config.embodiments:
+            raise ConfigError(f"embodiment registry {registry.names} does not match config.embodiments "
+                              f"{config.embodiments}")
+        dims = (registry.max_state_dim, registry.max_action_dim)
+        if dims != (config.state_dim, config.action_dim):
+            raise ConfigError(f"config state_dim/action_dim {config.state_dim}/{config.action_dim} must be the "
+                              f"largest of the embodiments ({dims[0]}/{dims[1]})")
+        for e in registry.embodiments:
+            unknown = [cam for cam in e.cameras if cam not in config.cameras]
+            if unknown or not e.cameras:
+                raise ConfigError(f"embodiment {e.name!r}: cameras {e.cameras} must be a non-empty subset of "
+                                  f"the policy's cameras {config.cameras}")
+        return registry
+
+    @property
+    def embodiment_names(self) -> list[str]:
+        """The robots this policy drives ([] for a single-robot policy)."""
+        return self.registry.names if self.registry is not None else []
+
+    def robot_normalizer(self, embodiment: str | None) -> TensorNormalizer:
+        """The normalization chain of one robot (the only one of a single-robot policy)."""
+        if self.registry is None:
+            return self.normalizer
+        return self.robot_normalizers[self._embodiment_index(embodiment)]
+
+    def _embodiment_index(self, name: str | None) -> int:
+        assert self.registry is not None
+        if name is None:
+            raise EmbodimentError(f"this policy drives several robots {self.registry.names}: name one "
+                                  "(predict_chunk(obs, embodiment=...) or obs['embodiment'])")
+        return self.registry.index(name)
+
     def _build_vision(self) -> nn.Module:
         c = self.config
         if c.vision_encoder == "conv":
@@ -121,10 +186,14 @@ class Policy(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ---- model ---------------------------------------------------------------------------------------
-    def encode(self, images: dict[str, torch.Tensor], state: torch.Tensor, instructions: list[str]) -> torch.Tensor:
-        """Backbone features of the action readout tokens [B, H, d]."""
+    def encode(self, images: dict[str, torch.Tensor], state: torch.Tensor, instructions: list[str],
+               embodiment_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Backbone features of the action readout tokens [B, H, d]; ``state`` in the dataset's units ([B, S],
+        padded to the largest robot's for a multi-robot policy, which also needs ``embodiment_ids`` [B])."""
         c = self.config
         b = state.shape[0]
+        if (self.registry is None) != (embodiment_ids is None):
+            raise ValueError("encode: embodiment_ids are needed by (and only by) a multi-robot policy")
         lang, lmask = self._language_tokens(list(instructions))
         cond = self.lang_pool(lang, lmask) if self.lang_pool is not None else None
         pixels = []
@@ -143,12 +212,33 @@ class Policy(nn.Module):
             cam_tokens = [enc(x, None if cond is None else cond + self.camera_emb[i])
                           for i, (enc, x) in enumerate(zip(self.vision, pixels, strict=True))]
         cam_tokens = [t + self.camera_emb[i] for i, t in enumerate(cam_tokens)]
-        state_tok = self.state_proj(self.normalizer.state(state.float()))[:, None]
+        ones = lambda n: torch.ones(b, n, dtype=torch.bool, device=self.device)  # noqa: E731
+        if embodiment_ids is None:
+            state_tok = self.state_proj(self.normalizer.state(state.float()))[:, None]  # [B, 1, d]
+            cam_masks = [ones(t.shape[1]) for t in cam_tokens]
+        else:
+            ids = embodiment_ids.to(self.device)
+            state_tok = (self._robot_state_tokens(state.float(), ids) + self.embodiment_emb[ids])[:, None]  # [B, 1, d]
+            # a camera a robot does not have: its (blank) image tokens are masked out of attention
+            cam_masks = [self.camera_valid[ids, i][:, None].expand(b, t.shape[1]) for i, t in enumerate(cam_tokens)]
         readouts = self.readouts[None].expand(b, -1, -1)
         seq = torch.cat([lang, *cam_tokens, state_tok, readouts], dim=1)
-        key_mask = torch.cat([lmask, torch.ones(b, seq.shape[1] - lmask.shape[1], dtype=torch.bool,
-                                                device=self.device)], dim=1)
+        key_mask = torch.cat([lmask, *cam_masks, ones(1 + c.chunk)], dim=1)
         return self.backbone(seq, key_mask)[:, -c.chunk:]
+
+    def _robot_state_tokens(self, state: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Padded dataset-unit states [B, S_max] of mixed robots -> state features [B, d]."""
+        norm = self.padded.state(state, ids)  # [B, S_max], padded dims 0
+        if not self.per_robot:
+            assert self.state_proj is not None
+            return self.state_proj(norm)
+        assert self.registry is not None
+        out = norm.new_zeros(norm.shape[0], self.config.d_model)
+        for i, (e, proj) in enumerate(zip(self.registry.embodiments, self.state_projs, strict=True)):
+            # every projection runs on the whole batch and is masked to its robot's rows, so all of them take
+            # part in every step (DistributedDataParallel needs every parameter used)
+            out = out + proj(norm[:, : e.state_dim]) * (ids == i)[:, None]
+        return out
 
     def _language_tokens(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Instruction token features [B, T, d] and mask [B, T], with the training-time language
@@ -189,8 +279,15 @@ class Policy(nn.Module):
         if mask.ndim == 2:  # [B, H]: time steps only; every action dimension is present
             mask = mask[..., None].expand(action.shape)
         images = {cam: batch["images"][cam].to(self.device) for cam in self.config.cameras}
-        features = self.encode(images, batch["state"].to(self.device), batch["instruction"])
-        losses = self.head.loss(features, self.normalizer.action(action), mask)
+        if self.registry is None:
+            features = self.encode(images, batch["state"].to(self.device), batch["instruction"])
+            assert self.head is not None
+            losses = self.head.loss(features, self.normalizer.action(action), mask)
+        else:
+            ids = torch.tensor([self.registry.index(n) for n in batch["embodiment"]], device=self.device)
+            features = self.encode(images, batch["state"].to(self.device), batch["instruction"], ids)
+            mask = mask & self.padded.action_dims(ids)[:, None]  # [B, H, A_max]: padded dims never count
+            losses = self._robot_losses(features, self.padded.action(action, ids), mask, ids)
         if self.env_state_head is not None and "environment_state" not in batch:
             # fine-tuning on data without the simulator state (robot or adaptation episodes): actions only; the
             # zero term keeps the head's parameters in the graph, as DistributedDataParallel requires
@@ -201,54 +298,103 @@ class Policy(nn.Module):
                       "loss": losses["loss"] + self.config.aux_env_state_weight * aux}
         return losses
 
+    def _robot_losses(self, features: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                      ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Losses of a mixed-robot batch: the shared head on padded actions, or each robot's own head on its
+        rows (weighted by their share of the batch; unused heads join the graph with weight 0)."""
+        if not self.per_robot:
+            assert self.head is not None
+            return self.head.loss(features, target, mask)
+        assert self.registry is not None
+        total: dict[str, torch.Tensor] = {}
+        for i, (e, head) in enumerate(zip(self.registry.embodiments, self.heads_per_robot, strict=True)):
+            sel = ids == i
+            n = int(sel.sum())
+            if n == 0:
+                total["loss"] = total.get("loss", features.new_zeros(())) + 0.0 * sum(
+                    p.sum() for p in head.parameters())
+                continue
+            part = head.loss(features[sel], target[sel][..., : e.action_dim], mask[sel][..., : e.action_dim])
+            for key, value in part.items():
+                total[key] = total.get(key, features.new_zeros(())) + value * (n / len(ids))
+        return total
+
+    def _head_for(self, index: int | None) -> Any:
+        if self.per_robot:
+            assert index is not None
+            return self.heads_per_robot[index]
+        return self.head
+
     @torch.inference_mode()
     def predict_chunks(self, images: dict[str, torch.Tensor], state: torch.Tensor, instructions: list[str], *,
-                       generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
+                       generator: torch.Generator | None = None, steps: int | None = None,
+                       embodiment: str | None = None) -> torch.Tensor:
         """Batched inference in eval behaviour (no augmentation, no dropout): state [B, S] in robot units ->
         [B, H, A] robot units. On delta dims every step of a chunk is taken against this state.
 
         Sampling heads (diffusion, flow, bins with temperature > 0) draw their noise from ``generator``
-        (None: torch's global RNG) and run ``steps`` steps (None: the head's default)."""
+        (None: torch's global RNG) and run ``steps`` steps (None: the head's default).
+
+        A multi-robot policy needs the robot's name (``embodiment``); ``state`` and the result then have that
+        robot's own dims, and its cameras are the only ones read (the others are masked)."""
         was_training = self.training
         self.eval()
         try:
             state = state.to(self.device).float()
-            features = self.encode({k: v.to(self.device) for k, v in images.items()},
-                                   self.normalizer.dataset_state(state), instructions)
+            norm = self.robot_normalizer(embodiment)
+            index = None if self.registry is None else self._embodiment_index(embodiment)
+            model_state = norm.dataset_state(state)
+            ids = None
+            if index is not None:
+                b = state.shape[0]
+                model_state = torch.nn.functional.pad(model_state, (0, self.config.state_dim - state.shape[1]))
+                ids = torch.full((b,), index, dtype=torch.long, device=self.device)
+                blank = torch.zeros(b, self.config.image_size, self.config.image_size, 3, dtype=torch.uint8)
+                images = {cam: images.get(cam, blank) for cam in self.config.cameras}
+            features = self.encode({k: v.to(self.device) for k, v in images.items()}, model_state, instructions, ids)
             self._last_features = features
-            actions = self.head.predict(features, generator=generator, steps=steps)
-            return self.normalizer.robot_actions(self.normalizer.unaction(actions.float()), state)
+            self._last_embodiment = index
+            actions = self._head_for(index).predict(features, generator=generator, steps=steps)
+            actions = actions[..., : norm.stats.action_dim]  # a padded head's extra dims are dropped
+            return norm.robot_actions(norm.unaction(actions.float()), state)
         finally:
             self.train(was_training)
 
     def predict_chunk(self, obs: dict[str, Any], *, seed: int | None = None,
-                      generator: torch.Generator | None = None, steps: int | None = None) -> np.ndarray:
+                      generator: torch.Generator | None = None, steps: int | None = None,
+                      embodiment: str | None = None) -> np.ndarray:
         """One observation dict -> np.ndarray float32 [H, A] in robot units.
 
         The noise of a sampling head comes from ``generator``, else from a new generator seeded with
         ``seed`` (the same observation and seed give the same chunk), else from the episode's generator
-        set by ``reset(seed=...)``, else from torch's global RNG."""
-        images, state, instruction = self._check_obs(obs)
+        set by ``reset(seed=...)``, else from torch's global RNG.
+
+        A multi-robot policy reads the robot's name from ``embodiment``, else from ``obs["embodiment"]``, and
+        returns that robot's dims in its own units."""
+        embodiment = self._obs_embodiment(obs, embodiment)
+        images, state, instruction = self._check_obs(obs, embodiment)
         chunk = self.predict_chunks({k: v[None] for k, v in images.items()}, state[None], [instruction],
-                                    generator=self._generator(seed, generator), steps=steps)
+                                    generator=self._generator(seed, generator), steps=steps, embodiment=embodiment)
         return chunk[0].cpu().numpy().astype(np.float32)
 
     def select_action(self, obs: dict[str, Any], *, seed: int | None = None,
-                      generator: torch.Generator | None = None) -> np.ndarray:
+                      generator: torch.Generator | None = None, embodiment: str | None = None) -> np.ndarray:
         """Next action (float32 [A], robot units) from the action queue or the temporal ensembler; a new
         chunk, when one is needed, is predicted with ``seed`` / ``generator`` as in ``predict_chunk``.
 
         For a policy trained on delta actions, queued steps are kept as deltas and each is added to the
         state observed when it is executed (what a delta in the dataset means), not to the state the chunk
         was predicted from; ``predict_chunk`` has only the latter."""
-        if seed is None and generator is None:
-            predict = lambda: self.predict_chunk(obs)  # noqa: E731  (callers may wrap predict_chunk(obs))
-        else:
-            predict = lambda: self.predict_chunk(obs, seed=seed, generator=generator)  # noqa: E731
-        ref = self.normalizer.delta_reference(self._check_obs(obs)[1].numpy()) if self.normalizer.delta_dims else None
+        # only the arguments given are passed on: callers (rollouts, servers) may wrap predict_chunk(obs)
+        given = {k: v for k, v in (("seed", seed), ("generator", generator), ("embodiment", embodiment))
+                 if v is not None}
+        predict = lambda: self.predict_chunk(obs, **given)  # noqa: E731
+        robot = self._obs_embodiment(obs, embodiment)
+        norm = self.robot_normalizer(robot)
+        ref = norm.delta_reference(self._check_obs(obs, robot)[1].numpy()) if norm.delta_dims else None
         if ref is None:
             return np.asarray(self._selector.next(predict), dtype=np.float32)
-        dims = self.normalizer.delta_dims
+        dims = norm.delta_dims
 
         def deltas() -> np.ndarray:
             chunk = predict()
@@ -276,7 +422,11 @@ class Policy(nn.Module):
             return None
         feats = self._last_features[:1].expand(n, -1, -1)
         gen = self._seeded(seed) if seed is not None else None
-        return self.head.predict(feats, generator=gen).float().cpu().numpy()
+        chunks = self._head_for(self._last_embodiment).predict(feats, generator=gen).float()
+        if self._last_embodiment is not None:  # a padded head: that robot's dims only
+            assert self.registry is not None
+            chunks = chunks[..., : self.registry.embodiments[self._last_embodiment].action_dim]
+        return chunks.cpu().numpy()
 
     def flush_actions(self) -> None:
         """Drop queued actions and past chunks: the next ``select_action`` predicts a new chunk."""
@@ -324,31 +474,52 @@ class Policy(nn.Module):
                              f"got {tuple(batch['action_mask'].shape)}")
         if len(batch["instruction"]) != b:
             raise ValueError(f"batch['instruction']: expected {b} strings, got {len(batch['instruction'])}")
+        if self.registry is not None:
+            names = batch.get("embodiment")
+            if names is None or len(names) != b:
+                raise KeyError(f"batch['embodiment']: a multi-robot policy needs {b} robot names (one of "
+                               f"{self.registry.names} per sample)")
         for cam in c.cameras:
             img = batch["images"][cam]
             if img.dtype != torch.uint8 or img.ndim != 4 or img.shape[0] != b or img.shape[-1] != 3:
                 raise ValueError(f"batch['images'][{cam!r}]: expected uint8 [{b}, H, W, 3], got "
                                  f"{img.dtype} {tuple(img.shape)}")
 
-    def _check_obs(self, obs: dict[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor, str]:
+    def _obs_embodiment(self, obs: Any, embodiment: str | None) -> str | None:
+        """The robot an observation is from: the argument, else obs['embodiment']; None for one-robot policies
+        (which ignore the field)."""
+        if self.registry is None:
+            return None
+        name = embodiment if embodiment is not None else (obs.get("embodiment") if isinstance(obs, dict) else None)
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"observation['embodiment']: expected a robot name, got {name!r}")
+        self._embodiment_index(name)  # unknown or missing: EmbodimentError naming the known ones
+        return name
+
+    def _check_obs(self, obs: dict[str, Any], embodiment: str | None = None,
+                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor, str]:
         c = self.config
         if not isinstance(obs, dict):
             raise TypeError(f"observation: expected a dict, got {type(obs).__name__}")
         missing = [k for k in ("images", "state", "instruction") if k not in obs]
         if missing:
             raise KeyError(f"observation is missing {missing} (has {sorted(obs)})")
-        cams = [cam for cam in c.cameras if cam not in obs["images"]]
+        robot = self.registry[embodiment] if self.registry is not None and embodiment is not None else None
+        cameras = robot.cameras if robot is not None else c.cameras
+        state_dim = robot.state_dim if robot is not None else c.state_dim
+        cams = [cam for cam in cameras if cam not in obs["images"]]
         if cams:
             raise KeyError(f"observation['images'] is missing camera(s) {cams} (has {sorted(obs['images'])})")
         images = {}
-        for cam in c.cameras:
+        for cam in cameras:
             img = np.asarray(obs["images"][cam])
             if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
                 raise ValueError(f"observation['images'][{cam!r}]: expected uint8 HxWx3, got {img.dtype} {img.shape}")
             images[cam] = torch.from_numpy(np.ascontiguousarray(img))
         state = np.asarray(obs["state"], dtype=np.float32)
-        if state.shape != (c.state_dim,):
-            raise ValueError(f"observation['state']: expected shape ({c.state_dim},), got {state.shape}")
+        if state.shape != (state_dim,):
+            raise ValueError(f"observation['state']: expected shape ({state_dim},), got {state.shape}"
+                             + (f" (robot {embodiment!r})" if robot is not None else ""))
         instruction = obs["instruction"]
         if not isinstance(instruction, str) or (self.null_instruction is None and not instruction.strip()):
             raise ValueError(f"observation['instruction']: expected a non-empty string, got {instruction!r} "
@@ -374,14 +545,40 @@ class Policy(nn.Module):
         skip = tuple(self._external_prefixes())
         state = self.state_dict() if weights is None else weights
         tensors = {k: v for k, v in state.items() if not (skip and k.startswith(skip))}
-        write_policy_folder(folder, self.config, tensors, self.stats)
+        write_policy_folder(folder, self.config, tensors, self.stats, self.registry)
         return folder
+
+    def load_from(self, other: Policy) -> None:
+        """Start from ``other``'s weights. This policy may know more robots than ``other`` (a fine-tuning that
+        adds robots): their embodiment tokens start at the mean of the known ones, their own projections and
+        heads (per-robot mode) from this policy's initialization; every other weight must match."""
+        theirs = other.state_dict()
+        if self.registry is None or other.registry is None or self.registry.names == other.registry.names:
+            self.load_state_dict(theirs)
+            return
+        known = other.registry.names
+        if self.registry.names[: len(known)] != known:
+            raise ConfigError(f"load_from: this policy's robots {self.registry.names} must start with {known}")
+        mine = self.state_dict()
+        out = {}
+        for key, value in mine.items():
+            if key == "embodiment_emb":
+                old = theirs[key]
+                value = torch.cat([old, old.mean(0, keepdim=True).expand(len(mine[key]) - len(old), -1)])
+            elif key.startswith(("state_projs.", "heads_per_robot.")) and int(key.split(".")[1]) >= len(known):
+                pass  # a new robot's own layers: this policy's initialization
+            elif key not in theirs or theirs[key].shape != value.shape:
+                raise ConfigError(f"load_from: weight {key!r} does not match ({tuple(value.shape)} here)")
+            else:
+                value = theirs[key]
+            out[key] = value
+        self.load_state_dict(out)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> Policy:
         """Load a folder written by ``save``; a missing/corrupt/inconsistent file raises PolicyLoadError."""
-        config, tensors, stats = read_policy_folder(folder)
-        policy = cls(config, stats)
+        config, tensors, stats, registry = read_policy_folder(folder)
+        policy = cls(config, stats, registry)
         skip = tuple(policy._external_prefixes())
         expected = {k for k in policy.state_dict() if not (skip and k.startswith(skip))}
         missing = sorted(expected - set(tensors))

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from vla.errors import VlaError
 
 from .config import ConfigError, PolicyConfig
+from .embodiments import EMBODIMENTS_FILE, EmbodimentError, EmbodimentRegistry
 from .normalize import NormalizationStats
 
 CONFIG_FILE = "config.json"
@@ -69,15 +70,21 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: 
 
 
 def write_policy_folder(folder: Path, config: PolicyConfig, tensors: dict[str, torch.Tensor],
-                        stats: NormalizationStats) -> None:
-    """Write the three files, each atomically; weights first so config.json marks a complete folder."""
+                        stats: NormalizationStats, registry: EmbodimentRegistry | None = None) -> None:
+    """Write the three files (and embodiments.json for a multi-robot policy), each atomically; weights first
+    so config.json marks a complete folder."""
     folder.mkdir(parents=True, exist_ok=True)
     atomic_save_tensors(folder / WEIGHTS_FILE, tensors, metadata={"format": "pt", "producer": "vla"})
     atomic_write_text(folder / NORMALIZATION_FILE, stats.to_json())
+    if registry is not None:
+        atomic_write_text(folder / EMBODIMENTS_FILE, registry.to_json())
+    else:
+        (folder / EMBODIMENTS_FILE).unlink(missing_ok=True)
     atomic_write_text(folder / CONFIG_FILE, config.to_json())
 
 
-def read_policy_folder(folder: str | Path) -> tuple[PolicyConfig, dict[str, torch.Tensor], NormalizationStats]:
+def read_policy_folder(folder: str | Path) -> tuple[PolicyConfig, dict[str, torch.Tensor], NormalizationStats,
+                                                    EmbodimentRegistry | None]:
     """Read and validate a policy folder; every failure raises PolicyLoadError naming the file."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -95,7 +102,21 @@ def read_policy_folder(folder: str | Path) -> tuple[PolicyConfig, dict[str, torc
         stats = NormalizationStats.from_json((folder / NORMALIZATION_FILE).read_text())
     except (ValueError, json.JSONDecodeError) as exc:
         raise PolicyLoadError(f"{folder / NORMALIZATION_FILE}: {exc}") from exc
-    if stats.state_dim != config.state_dim or stats.action_dim != config.action_dim:
+    registry = None
+    if config.embodiments:
+        path = folder / EMBODIMENTS_FILE
+        if not path.is_file():
+            raise PolicyLoadError(f"{path}: missing (config.json lists embodiments {config.embodiments})")
+        try:
+            registry = EmbodimentRegistry.from_json(path.read_text())
+        except EmbodimentError as exc:
+            raise PolicyLoadError(f"{path}: {exc}") from exc
+        if registry.names != config.embodiments or (registry.max_state_dim, registry.max_action_dim) != (
+                config.state_dim, config.action_dim):
+            raise PolicyLoadError(f"{path}: robots {registry.names} (largest state/action "
+                                  f"{registry.max_state_dim}/{registry.max_action_dim}) do not match config.json "
+                                  f"({config.embodiments}, {config.state_dim}/{config.action_dim})")
+    elif stats.state_dim != config.state_dim or stats.action_dim != config.action_dim:
         raise PolicyLoadError(
             f"{folder / NORMALIZATION_FILE}: stats are for state_dim={stats.state_dim}, "
             f"action_dim={stats.action_dim}; config.json says {config.state_dim}, {config.action_dim}")
@@ -103,7 +124,7 @@ def read_policy_folder(folder: str | Path) -> tuple[PolicyConfig, dict[str, torc
         tensors = load_file(str(folder / WEIGHTS_FILE))
     except (SafetensorError, OSError, ValueError) as exc:
         raise PolicyLoadError(f"{folder / WEIGHTS_FILE}: not a readable safetensors file ({exc})") from exc
-    return config, tensors, stats
+    return config, tensors, stats, registry
 
 
 def describe_keys(keys: list[str], limit: int = 8) -> str:

@@ -3,7 +3,9 @@
 ``{"images": {camera: uint8 [H, W, 3]}, "state": float[D], "instruction": str}`` with exactly the
 cameras and shapes the server announced in its metadata; optional ``"reset": bool`` starts a new episode
 (the server forgets the connection's safety and monitor history) and optional ``"step": int`` (>= 0) is the
-client's control step the observation is from (the failure monitor's clock). openpi clients send
+client's control step the observation is from (the failure monitor's clock). A policy of several robots
+announces each robot's cameras and state length under ``"embodiments"`` and needs ``"embodiment": name`` in
+every observation, which is then checked against that robot's entry. openpi clients send
 ``"prompt"``: it is accepted as the instruction. Every error names the field, what was expected and what came.
 
 numpy only (used by the server and by the robot-side client).
@@ -11,7 +13,7 @@ numpy only (used by the server and by the robot-side client).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,23 +40,34 @@ class ObservationSpec:
     cameras: dict[str, tuple[int, int, int]]
     state_dim: int
     max_instruction_chars: int = 2000
+    robots: dict[str, ObservationSpec] = field(default_factory=dict)  # several robots: name -> its own spec
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any]) -> ObservationSpec:
         try:
             cams = {str(k): tuple(int(x) for x in v) for k, v in meta["cameras"].items()}
-            return cls(cams, int(meta["state_dim"]))
+            robots = {str(name): cls.from_metadata(entry) for name, entry in (meta.get("embodiments") or {}).items()}
+            return cls(cams, int(meta["state_dim"]), robots=robots)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ObservationError(f"server metadata: cannot read cameras/state_dim ({exc!r})") from exc
 
     def to_metadata(self) -> dict[str, Any]:
-        return {"cameras": {k: list(v) for k, v in self.cameras.items()}, "state_dim": self.state_dim}
+        out: dict[str, Any] = {"cameras": {k: list(v) for k, v in self.cameras.items()}, "state_dim": self.state_dim}
+        if self.robots:
+            out["embodiments"] = {name: spec.to_metadata() for name, spec in self.robots.items()}
+        return out
 
     def validate(self, obs: Any) -> dict[str, Any]:
         """Return the policy's observation dict (contiguous arrays) or raise ObservationError."""
         if not isinstance(obs, dict):
             raise ObservationError(f"observation: expected a map, got {_describe(obs)}")
         obs = dict(obs)
+        if self.robots:
+            name = obs.pop("embodiment", None)
+            if not isinstance(name, str) or name not in self.robots:
+                raise ObservationError(f"observation['embodiment']: expected one of {sorted(self.robots)} (this "
+                                       f"policy drives several robots), got {_describe(name)} {name!r}")
+            return {**self.robots[name].validate(obs), "embodiment": name}
         if "instruction" not in obs and "prompt" in obs:
             obs["instruction"] = obs.pop("prompt")
         required = ("images", "state", "instruction")

@@ -52,7 +52,10 @@ def load_policy_service(path: str | Path, device: str = "cpu") -> tuple[Callable
     if len(state_names) != c.state_dim or len(action_names) != c.action_dim:
         state_names = [f"state.{i}" for i in range(c.state_dim)]
         action_names = [f"action.{i}" for i in range(c.action_dim)]
-    spec = ObservationSpec({cam: (c.image_size, c.image_size, 3) for cam in c.cameras}, c.state_dim)
+    image = (c.image_size, c.image_size, 3)
+    robots = {e.name: ObservationSpec({cam: image for cam in e.cameras}, e.state_dim)
+              for e in (policy.registry.embodiments if policy.registry is not None else [])}
+    spec = ObservationSpec({cam: image for cam in c.cameras}, c.state_dim, robots=robots)
     metadata = {
         "policy": {"name": policy_dir.parent.name if policy_dir.name == "policy" else policy_dir.name,
                    "path": str(policy_dir), "head": c.head, "parameters": policy.num_parameters(),
@@ -65,4 +68,12 @@ def load_policy_service(path: str | Path, device: str = "cpu") -> tuple[Callable
         "robot_type": emb.get("robot_type"), "instruction": "string (empty allowed)" if c.instruction_dropout > 0
         else "non-empty string",
     }
+    if policy.registry is not None:  # several robots: each one's cameras, state and action layout
+        metadata["robot_type"] = None
+        metadata["embodiments"] = {e.name: {**robots[e.name].to_metadata(), "action_dim": e.action_dim,
+                                            "state_names": e.state_names or [f"state.{i}" for i in range(e.state_dim)],
+                                            "action_names": e.action_names
+                                            or [f"action.{i}" for i in range(e.action_dim)],
+                                            "fps": e.control_rate_hz or None}
+                                   for e in policy.registry.embodiments}
     return policy.predict_chunk, spec, metadata

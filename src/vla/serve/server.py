@@ -95,7 +95,7 @@ class PolicyServer:
         self.predict, self.spec, self.host, self.port = predict, spec, host, port
         self.api_key, self.safety = api_key, safety
         self.max_message_bytes, self.idle_timeout_s = max_message_bytes, idle_timeout_s
-        self.metadata = {**metadata, **spec.to_metadata(), "protocol": PROTOCOL, "protocol_version": PROTOCOL_VERSION,
+        self.metadata = {**spec.to_metadata(), **metadata, "protocol": PROTOCOL, "protocol_version": PROTOCOL_VERSION,
                          "max_message_bytes": max_message_bytes,
                          "safety": safety.to_dict() if safety is not None else None,
                          "monitor": None if monitor is None else {

@@ -1,4 +1,4 @@
-"""CLI: ``vla train --dataset DIR --out RUN [--config FILE] [key=value ...] [--resume]``."""
+"""CLI: ``vla train --dataset DIR [--dataset DIR2:0.5 ...] --out RUN [--config FILE] [key=value ...] [--resume]``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ def register(app: typer.Typer) -> None:
     @app.command("train", context_settings={"allow_extra_args": False})
     def train_command(
         overrides: list[str] = typer.Argument(None, help="key=value settings, e.g. steps=20000 policy.d_model=192"),
-        dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (LeRobot v3.0 / v2.1 layout)."),
+        dataset: list[str] = typer.Option(..., "--dataset", help="Dataset folder (LeRobot v3.0 / v2.1 layout); "
+                                          "repeat as PATH[:WEIGHT] for a weighted mixture (several robots too)."),
         out: Path = typer.Option(..., "--out", help="Run folder: metrics, checkpoints, final policy."),
         config: Path | None = typer.Option(None, "--config", help="JSON or YAML file of train settings."),
         resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),

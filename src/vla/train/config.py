@@ -30,6 +30,10 @@ class TrainConfig:
     frames; same state/action sizes and cameras; normalization still comes from ``dataset``).
     ``init_policy``: a policy folder to fine-tune: its weights, settings and normalization are the start
     (``policy`` must then be empty).
+
+    ``mixture``: several datasets sampled by weight (`vla.train.mixture`; ``vla train --dataset A --dataset
+    B:0.5``), ``[{"dataset": path, "weight": w}, ...]`` whose first entry is ``dataset``; datasets of different
+    robots make a multi-robot policy. ``mixture_balance``: probability ~ weight x frames (default), else ~ weight.
     """
 
     dataset: str = ""
@@ -59,6 +63,8 @@ class TrainConfig:
     progress: bool = True
     extra_datasets: list[str] = field(default_factory=list)
     init_policy: str | None = None
+    mixture: list[Any] = field(default_factory=list)
+    mixture_balance: bool = True
 
     def __post_init__(self) -> None:
         for name in ("lr", "weight_decay", "min_lr_ratio", "grad_clip", "ema_decay", "pretrained_lr_scale"):
@@ -66,7 +72,11 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "prefetch"):
+        if self.steps == 0 and self.init_policy is not None:
+            pass  # zero steps: init_policy saved as this run's policy (with the robots a mixture adds: zero-shot)
+        elif not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps <= 0:
+            raise ConfigError(f"steps: expected a positive integer (0 only with init_policy), got {self.steps!r}")
+        for name in ("batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "prefetch"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
@@ -91,6 +101,18 @@ class TrainConfig:
             if self.policy:
                 raise ConfigError(f"policy: {sorted(self.policy)} set together with init_policy; a fine-tuned policy "
                                   "keeps the settings of init_policy (leave policy empty)")
+        if self.mixture:
+            from .mixture import parse_mixture
+
+            entries = parse_mixture(self.mixture)
+            self.mixture = [{"dataset": e.dataset, "weight": e.weight} for e in entries]
+            if self.dataset and entries[0].dataset != self.dataset:
+                raise ConfigError(f"mixture: its first dataset ({entries[0].dataset}) must be dataset ({self.dataset})")
+            if self.extra_datasets:
+                raise ConfigError("mixture and extra_datasets: use one of them (a mixture samples its datasets by "
+                                  "weight; extra_datasets pools frames)")
+        if not isinstance(self.mixture_balance, bool):
+            raise ConfigError(f"mixture_balance: expected true or false, got {self.mixture_balance!r}")
         unknown = sorted(set(self.policy) - _POLICY_FIELDS)
         if unknown:
             raise ConfigError(f"policy: unknown key(s) {unknown}; known keys: {sorted(_POLICY_FIELDS)}")
@@ -185,10 +207,19 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def make_config(dataset: str | Path, out: str | Path, config_file: str | Path | None = None,
+def make_config(dataset: str | Path | list[str], out: str | Path, config_file: str | Path | None = None,
                 overrides: list[str] | None = None) -> TrainConfig:
-    """TrainConfig from an optional file, then overrides, then the --dataset/--out paths."""
+    """TrainConfig from an optional file, then overrides, then the --dataset/--out paths. Several datasets
+    (``["A", "B:0.5"]``, each ``PATH[:WEIGHT]``) make a mixture whose first entry is the dataset."""
+    from .mixture import parse_dataset_arg
+
     data = load_config_file(config_file) if config_file else {}
     data = apply_overrides(data, list(overrides or []))
-    data["dataset"], data["out"] = str(dataset), str(out)
+    items = [str(d) for d in dataset] if isinstance(dataset, list) else [str(dataset)]
+    if not items:
+        raise ConfigError("--dataset: at least one dataset is required")
+    entries = [parse_dataset_arg(d) for d in items] if len(items) > 1 else [parse_dataset_arg(items[0])]
+    if len(entries) > 1:
+        data["mixture"] = [{"dataset": e.dataset, "weight": e.weight} for e in entries]
+    data["dataset"], data["out"] = entries[0].dataset if len(entries) > 1 else items[0], str(out)
     return TrainConfig.from_dict(data)

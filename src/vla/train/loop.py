@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from vla.data import Dataset
-from vla.models import Policy, PolicyConfig
+from vla.models import NormalizationStats, Policy, PolicyConfig
 from vla.models.config import ConfigError
+from vla.models.embodiments import EmbodimentRegistry
 from vla.models.serialization import atomic_write_text
 
 from . import distributed
@@ -29,6 +31,7 @@ from .cache import TrainingCache, build_cache, concat_caches
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .metrics import LossWindow, MetricsLog
+from .mixture import MixtureEntry, MixtureSampler, build_registry, cache_cameras, dataset_cameras, parse_mixture
 from .normalization import policy_normalization
 from .optim import EMA, adamw, lr_at
 from .sampler import BatchSampler, Prefetcher
@@ -41,8 +44,8 @@ def _cache_dir(config: TrainConfig, run: Path) -> Path:
 
 
 def _prepare_cache(config: TrainConfig, pcfg: dict[str, Any], run: Path, info: distributed.DistInfo,
-                   dataset: str | None = None) -> TrainingCache:
-    cameras = list(pcfg.get("cameras", PolicyConfig().cameras))
+                   dataset: str | None = None, cameras: list[str] | None = None) -> TrainingCache:
+    cameras = list(cameras or pcfg.get("cameras", PolicyConfig().cameras))
     size = int(pcfg.get("image_size", PolicyConfig().image_size))
     args = (dataset or config.dataset, cameras, size, _cache_dir(config, run), config.max_episodes)
     select = {"episodes": config.episodes if dataset in (None, config.dataset) else None}  # the main dataset's
@@ -79,6 +82,81 @@ def _policy_config(config: TrainConfig, cache: TrainingCache) -> PolicyConfig:
                               "observation.environment_state (vla collect metaworld records it)")
         fields["env_state_dim"] = int(cache.env_state.shape[1])
     return PolicyConfig.from_dict(fields)
+
+
+@dataclass
+class _Data:
+    """What a run trains on: the batch sampler, the policy settings and statistics, and for the logs and the
+    auxiliary head the number of frames, the simulator states (or None) and the (first) cache folder."""
+
+    sampler: BatchSampler | MixtureSampler
+    pcfg: PolicyConfig
+    stats: NormalizationStats
+    registry: EmbodimentRegistry | None
+    num_frames: int
+    env_state: np.ndarray | None
+    cache_root: Path
+
+
+def _single_data(config: TrainConfig, init: Policy | None, run: Path, info: distributed.DistInfo) -> _Data:
+    # before the cache: a dataset that cannot be undone stops here (a fine-tuned policy keeps its normalization)
+    stats = init.stats if init is not None else policy_normalization(config.dataset)
+    fields = init.config.to_dict() if init is not None else config.policy
+    cache = concat_caches([_prepare_cache(config, fields, run, info, d)
+                           for d in (config.dataset, *config.extra_datasets)])
+    pcfg = _policy_config(config, cache) if init is None else _init_config(init.config, cache)
+    sampler = BatchSampler(cache, config.batch_size, pcfg.chunk, pcfg.cameras, config.seed, info.rank)
+    return _Data(sampler, pcfg, stats, None, cache.num_frames, cache.env_state, cache.root)
+
+
+def _mixture_data(config: TrainConfig, init: Policy | None, run: Path, info: distributed.DistInfo) -> _Data:
+    """A weighted mixture (`vla.train.mixture`): one cache per dataset with the policy cameras it has; two or more
+    robots make a multi-robot policy (embodiment registry, padded state and action)."""
+    entries = parse_mixture(config.mixture) if config.mixture else [MixtureEntry(config.dataset)]
+    for e in entries:
+        policy_normalization(e.dataset)  # statistics that are missing or cannot be undone stop the run here
+    fields = init.config.to_dict() if init is not None else dict(config.policy)
+    if "cameras" not in fields:  # every camera of the mixture, in order of first appearance
+        fields["cameras"] = list(dict.fromkeys(c for e in entries for c in dataset_cameras(e.dataset)))
+    cameras = list(fields["cameras"])
+    caches = [_prepare_cache(config, fields, run, info, e.dataset, cache_cameras(e.dataset, cameras))
+              for e in entries]
+    names, registry = build_registry(entries, caches, cameras)
+    multi = len(registry.embodiments) > 1
+    stats = registry.embodiments[0].stats
+    if init is not None:
+        if init.registry is None:
+            raise ConfigError("init_policy drives one robot and names none; a dataset mixture can fine-tune a "
+                              "multi-robot policy only (or pass a single --dataset)")
+        known = init.registry.names
+        new = [e for e in registry.embodiments if e.name not in known]
+        # robots new to the policy join its registry (their stats from their data; the shared layers are kept)
+        registry_out = EmbodimentRegistry([*init.registry.embodiments, *new])
+        pcfg = init.config.replace(embodiments=registry_out.names) if new else init.config
+        if new and not init.per_robot and (registry_out.max_state_dim, registry_out.max_action_dim) != (
+                pcfg.state_dim, pcfg.action_dim):
+            raise ConfigError(f"robots {[e.name for e in new]} have more state/action dims than init_policy pads to "
+                              f"({pcfg.state_dim}/{pcfg.action_dim})")
+        if new and init.per_robot:
+            pcfg = pcfg.replace(state_dim=registry_out.max_state_dim, action_dim=registry_out.max_action_dim)
+        stats, multi = init.stats, True
+    else:
+        fields["state_dim"], fields["action_dim"] = registry.max_state_dim, registry.max_action_dim
+        fields["embodiments"] = registry.names if multi else []
+        if float(fields.get("aux_env_state_weight") or 0) > 0:
+            dims = {c.env_state.shape[1] if c.env_state is not None else None for c in caches}
+            if None in dims or len(dims) != 1:
+                raise ConfigError("policy.aux_env_state_weight > 0: every dataset of the mixture needs "
+                                  "observation.environment_state of one size")
+            fields["env_state_dim"] = dims.pop()
+        pcfg = PolicyConfig.from_dict(fields)
+        registry_out = registry if multi else None
+    sampler = MixtureSampler(caches, names, [e.weight for e in entries], config.mixture_balance, config.batch_size,
+                             pcfg.chunk, pcfg.cameras, pcfg.image_size, config.seed, info.rank, multi_robot=multi,
+                             state_dim=pcfg.state_dim, action_dim=pcfg.action_dim)
+    env = [c.env_state for c in caches]
+    env_state = np.concatenate(env) if all(x is not None for x in env) else None  # type: ignore[arg-type]
+    return _Data(sampler, pcfg, stats, registry_out, sum(c.num_frames for c in caches), env_state, caches[0].root)
 
 
 def _init_config(config: PolicyConfig, cache: TrainingCache) -> PolicyConfig:
@@ -120,7 +198,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
         raise ConfigError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
     if resume and latest_checkpoint(run) is None:
         raise ConfigError(f"--resume: no complete checkpoint under {run / 'checkpoints'}")
-    for path in (config.dataset, *config.extra_datasets):
+    for path in (config.dataset, *config.extra_datasets, *(e["dataset"] for e in config.mixture)):
         Dataset.open(path)  # a missing or unreadable dataset fails here, before anything is written
     init = Policy.from_pretrained(config.init_policy) if config.init_policy else None
     distributed.barrier(info)
@@ -132,20 +210,18 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
     torch.manual_seed(config.seed)
 
-    # before the cache: a dataset that cannot be undone stops here (a fine-tuned policy keeps its normalization)
-    stats = init.stats if init is not None else policy_normalization(config.dataset)
-    fields = init.config.to_dict() if init is not None else config.policy
-    cache = concat_caches([_prepare_cache(config, fields, run, info, d)
-                           for d in (config.dataset, *config.extra_datasets)])
-    pcfg = _policy_config(config, cache) if init is None else _init_config(init.config, cache)
-    policy = Policy(pcfg, stats)
+    multi_init = init is not None and init.registry is not None
+    data = (_mixture_data if config.mixture or multi_init else _single_data)(config, init, run, info)
+    pcfg, stats, registry, num_frames = data.pcfg, data.stats, data.registry, data.num_frames
+    policy = Policy(pcfg, stats, registry)
+    fine_tune = init is not None
     if init is not None:
-        policy.load_state_dict(init.state_dict())
+        policy.load_from(init)
         del init
     policy = policy.to(info.device)
-    if policy.env_state_head is not None and init is None:  # before the EMA copies the weights
-        assert cache.env_state is not None
-        policy.env_state_head.set_stats(cache.env_state)
+    if policy.env_state_head is not None and not fine_tune:  # before the EMA copies the weights
+        assert data.env_state is not None
+        policy.env_state_head.set_stats(data.env_state)
     policy.train()
     optimizer = adamw(policy, config.lr, config.weight_decay, tuple(policy.pretrained_prefixes()),
                       config.pretrained_lr_scale)
@@ -172,7 +248,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
     log = MetricsLog(run, truncate_after=start if resume else None) if info.is_main else None
     if log is not None and not resume:
         log.path.write_text("")
-    sampler = BatchSampler(cache, config.batch_size, pcfg.chunk, pcfg.cameras, config.seed, info.rank)
+    sampler = data.sampler
     end = min(config.steps, stop_at) if stop_at else config.steps
     loader = Prefetcher(sampler, start, end, config.prefetch)
     bar = None
@@ -181,7 +257,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
 
         bar = tqdm(total=end, initial=start, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
     frames_per_step = config.batch_size * info.world_size
-    epoch_steps = max(1, cache.num_frames // frames_per_step)
+    epoch_steps = max(1, num_frames // frames_per_step)
     window = LossWindow(time.perf_counter(), 0.0)
     after_epoch = {"wait": 0.0, "time": 0.0, "steps": 0}
     summary: dict[str, Any] = {}
@@ -214,7 +290,7 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
                 elapsed = time.perf_counter() - window.t0
                 record = {
                     "step": done,
-                    "epoch": round(done * frames_per_step / cache.num_frames, 3),
+                    "epoch": round(done * frames_per_step / num_frames, 3),
                     **{k: distributed.all_reduce_mean(v, info) for k, v in window.means().items()},
                     "lr": lr,
                     "grad_norm": float(grad_norm),
@@ -244,19 +320,20 @@ def _train(config: TrainConfig, eval_fn: EvalFn | None, resume: bool, info: dist
             window.t0 += time.perf_counter() - t_side
         digests = distributed.gather_digests(_weights_digest(policy), info)  # DDP keeps ranks in sync
         if info.is_main and end == config.steps:
-            final = Policy(pcfg, stats)
+            final = Policy(pcfg, stats, registry)
             final.load_state_dict(ema.state_dict_for(policy))
             final.save(run / "policy")
             summary = {
                 "steps": config.steps, "world_size": info.world_size, "batch_size": config.batch_size,
                 "torch_threads": torch.get_num_threads(),
-                "num_frames": cache.num_frames, "params": policy.num_parameters(),
+                "num_frames": num_frames, "params": policy.num_parameters(),
+                "embodiments": policy.embodiment_names,
                 "wall_s": round(time.perf_counter() - run_t0, 2),
                 "data_wait_frac_after_first_epoch": (after_epoch["wait"] / after_epoch["time"]
                                                      if after_epoch["time"] else None),
                 "samples_per_s_after_first_epoch": (after_epoch["steps"] * frames_per_step / after_epoch["time"]
                                                     if after_epoch["time"] else None),
-                "policy": str(run / "policy"), "cache": str(cache.root),
+                "policy": str(run / "policy"), "cache": str(data.cache_root),
                 "weights_sha256_per_rank": digests, "ranks_in_sync": len(set(digests)) == 1,
             }
             atomic_write_text(run / "summary.json", json.dumps(summary, indent=2))
@@ -279,7 +356,7 @@ def _weights_digest(policy: Policy) -> bytes:
 
 
 def _run_eval(eval_fn: EvalFn, policy: Policy, ema: EMA, step: int, log: MetricsLog | None) -> None:
-    ema_policy = Policy(policy.config, policy.stats)
+    ema_policy = Policy(policy.config, policy.stats, policy.registry)
     ema_policy.load_state_dict(ema.state_dict_for(policy))
     ema_policy.eval()
     metrics = eval_fn(ema_policy, step) or {}
