@@ -32,9 +32,10 @@ def registry() -> EmbodimentRegistry:
     return EmbodimentRegistry(out)
 
 
-def policy(head: str = "regression", mode: str = "pad") -> Policy:
+def policy(head: str = "regression", mode: str = "pad", extra: int = 0) -> Policy:
+    """A two-robot policy, padded to the larger robot's sizes plus ``extra`` dims."""
     reg = registry()
-    cfg = tiny_config(head=head, state_dim=reg.max_state_dim, action_dim=reg.max_action_dim,
+    cfg = tiny_config(head=head, state_dim=reg.max_state_dim + extra, action_dim=reg.max_action_dim + extra,
                       embodiments=reg.names, embodiment_mode=mode)
     torch.manual_seed(0)
     return Policy(cfg, reg.embodiments[0].stats, reg)
@@ -65,16 +66,19 @@ def _losses(p: Policy, batch: dict) -> dict[str, float]:
     return {k: float(v.detach()) for k, v in p(batch).items()}
 
 
+@pytest.mark.parametrize("extra", [0, 3])
 @pytest.mark.parametrize("mode", ["pad", "projection"])
 @pytest.mark.parametrize("head", HEADS)
-def test_padded_dims_never_change_the_loss(head, mode):
-    p = policy(head, mode).train()
+def test_padded_dims_never_change_the_loss(head, mode, extra):
+    p = policy(head, mode, extra).train()
     batch = mixed_batch(p)
     base = _losses(p, batch)
     noisy = {**batch, "state": batch["state"].clone(), "action": batch["action"].clone(),
              "images": {k: v.clone() for k, v in batch["images"].items()}}
     noisy["state"][1::2, 4:] = 1e3  # arm4's padded state dims
     noisy["action"][1::2, :, 4:] = -1e3  # arm4's padded action dims
+    noisy["state"][0::2, 9:] = -1e3  # arm7's (with extra > 0)
+    noisy["action"][0::2, :, 7:] = 1e3
     noisy["images"]["gripperPOV"][1::2] = 255  # the camera arm4 does not have (masked)
     assert _losses(p, noisy) == pytest.approx(base, rel=1e-5, abs=1e-6)
     changed = {**batch, "action": batch["action"].clone()}

@@ -141,3 +141,13 @@ def test_a_new_robot_joins_a_trained_policy_zero_shot_and_by_fine_tuning(robots,
     res = CliRunner().invoke(app, ["train", "--dataset", str(big), "--out", str(tmp_path / "big"), "steps=0",
                                    f"init_policy={base / 'policy'}", *common])
     assert res.exit_code == 2 and "more state/action dims" in res.output
+    wide = tmp_path / "wide"  # padded to fixed larger sizes, the base policy has room for arm9
+    res = CliRunner().invoke(app, ["train", "--dataset", str(robots["arm4"]), "--dataset", str(robots["arm7"]),
+                                   "--out", str(wide), "steps=1", "policy.state_dim=16", "policy.action_dim=10",
+                                   *common, *policy_keys])
+    assert res.exit_code == 0, res.output
+    assert (Policy.from_pretrained(wide).config.state_dim, Policy.from_pretrained(wide).config.action_dim) == (16, 10)
+    res = CliRunner().invoke(app, ["train", "--dataset", str(big), "--out", str(tmp_path / "big2"), "steps=0",
+                                   f"init_policy={wide / 'policy'}", *common])
+    assert res.exit_code == 0, res.output
+    assert Policy.from_pretrained(tmp_path / "big2").registry["arm9"].action_dim == 9

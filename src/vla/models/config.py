@@ -94,8 +94,8 @@ class PolicyConfig:
     env_state_dim: int = 0
 
     # several robots in one policy (vla.models.embodiments; set by training from a dataset mixture): their
-    # names in registry order, [] for a single-robot policy. "pad": state and action padded to the largest
-    # (state_dim / action_dim are then the maxima), one shared state projection and head, padded dims masked;
+    # names in registry order, [] for a single-robot policy. "pad": state and action padded to state_dim /
+    # action_dim (at least the largest robot's), one shared state projection and head, padded dims masked;
     # "projection": a state projection and an action head per robot (GR00T / HPT style). Both add a learned
     # embodiment token to the state token.
     embodiments: list[str] = field(default_factory=list)

@@ -1,10 +1,11 @@
 """The embodiment registry of a multi-robot policy: per robot its state/action layout, control rate,
 cameras and normalization stats, and the padded per-sample normalization used in training.
 
-A policy trained on several robots pads every state and action to the largest size (``max_state_dim``,
-``max_action_dim``). Each robot keeps its own statistics, in its own units; in model space a padded
-dimension is always 0 and masked out of the loss, so what a batch holds there never matters. Stored as
-embodiments.json in the policy folder (JSON, no pickle); a single-robot policy has no registry.
+A policy trained on several robots pads every state and action to one size: the largest robot's
+(``max_state_dim``, ``max_action_dim``) or more (``PolicyConfig.state_dim`` / ``action_dim``). Each robot
+keeps its own statistics, in its own units; in model space a padded dimension is always 0 and masked out of
+the loss, so what a batch holds there never matters. Stored as embodiments.json in the policy folder (JSON,
+no pickle); a single-robot policy has no registry.
 """
 
 from __future__ import annotations
@@ -149,11 +150,15 @@ class PaddedNormalizer(torch.nn.Module):
     padded dimensions to exactly 0; ``action_dims(ids)`` is the bool mask [B, A_max] of real action dims.
     Buffers are not persistent: the statistics live in embodiments.json."""
 
-    def __init__(self, registry: EmbodimentRegistry, state_mode: str) -> None:
+    def __init__(self, registry: EmbodimentRegistry, state_mode: str, state_dim: int | None = None,
+                 action_dim: int | None = None) -> None:
         super().__init__()
         norms = [TensorNormalizer(e.stats, state_mode) for e in registry.embodiments]
         self.quantile = norms[0].state_mode == "quantile"
-        s, a = registry.max_state_dim, registry.max_action_dim
+        s, a = state_dim or registry.max_state_dim, action_dim or registry.max_action_dim
+        if s < registry.max_state_dim or a < registry.max_action_dim:
+            raise EmbodimentError(f"padded sizes {s}/{a} are smaller than the largest robot's "
+                                  f"{registry.max_state_dim}/{registry.max_action_dim}")
         for name, rows, width, fill in (
                 ("state_shift", [n.state_shift.numpy() for n in norms], s, 0.0),
                 ("state_scale", [n.state_scale.numpy() for n in norms], s, 1.0),

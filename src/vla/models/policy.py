@@ -97,7 +97,7 @@ class Policy(nn.Module):
         else:
             self.head = build_head(config.head, d, config.action_dim, config.chunk, config.head_config)
         if reg is not None:
-            self.padded = PaddedNormalizer(reg, config.state_norm)
+            self.padded = PaddedNormalizer(reg, config.state_norm, config.state_dim, config.action_dim)
             self.robot_normalizers = nn.ModuleList(TensorNormalizer(e.stats, config.state_norm)
                                                    for e in reg.embodiments)
             self.embodiment_emb = nn.Parameter(torch.randn(len(reg.embodiments), d) * 0.02)
@@ -124,9 +124,9 @@ class Policy(nn.Module):
             raise ConfigError(f"embodiment registry {registry.names} does not match config.embodiments "
                               f"{config.embodiments}")
         dims = (registry.max_state_dim, registry.max_action_dim)
-        if dims != (config.state_dim, config.action_dim):
-            raise ConfigError(f"config state_dim/action_dim {config.state_dim}/{config.action_dim} must be the "
-                              f"largest of the embodiments ({dims[0]}/{dims[1]})")
+        if dims[0] > config.state_dim or dims[1] > config.action_dim:
+            raise ConfigError(f"config state_dim/action_dim {config.state_dim}/{config.action_dim} (the padded sizes) "
+                              f"must be at least the largest of the embodiments ({dims[0]}/{dims[1]})")
         for e in registry.embodiments:
             unknown = [cam for cam in e.cameras if cam not in config.cameras]
             if unknown or not e.cameras:

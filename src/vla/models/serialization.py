@@ -111,8 +111,8 @@ def read_policy_folder(folder: str | Path) -> tuple[PolicyConfig, dict[str, torc
             registry = EmbodimentRegistry.from_json(path.read_text())
         except EmbodimentError as exc:
             raise PolicyLoadError(f"{path}: {exc}") from exc
-        if registry.names != config.embodiments or (registry.max_state_dim, registry.max_action_dim) != (
-                config.state_dim, config.action_dim):
+        if registry.names != config.embodiments or registry.max_state_dim > config.state_dim \
+                or registry.max_action_dim > config.action_dim:
             raise PolicyLoadError(f"{path}: robots {registry.names} (largest state/action "
                                   f"{registry.max_state_dim}/{registry.max_action_dim}) do not match config.json "
                                   f"({config.embodiments}, {config.state_dim}/{config.action_dim})")

@@ -133,15 +133,21 @@ def _mixture_data(config: TrainConfig, init: Policy | None, run: Path, info: dis
         # robots new to the policy join its registry (their stats from their data; the shared layers are kept)
         registry_out = EmbodimentRegistry([*init.registry.embodiments, *new])
         pcfg = init.config.replace(embodiments=registry_out.names) if new else init.config
-        if new and not init.per_robot and (registry_out.max_state_dim, registry_out.max_action_dim) != (
-                pcfg.state_dim, pcfg.action_dim):
+        if new and not init.per_robot and (registry_out.max_state_dim > pcfg.state_dim
+                                           or registry_out.max_action_dim > pcfg.action_dim):
             raise ConfigError(f"robots {[e.name for e in new]} have more state/action dims than init_policy pads to "
-                              f"({pcfg.state_dim}/{pcfg.action_dim})")
+                              f"({pcfg.state_dim}/{pcfg.action_dim}); train it with larger policy.state_dim / "
+                              "policy.action_dim (fixed padded sizes, as pi0 pads to 32)")
         if new and init.per_robot:
-            pcfg = pcfg.replace(state_dim=registry_out.max_state_dim, action_dim=registry_out.max_action_dim)
+            pcfg = pcfg.replace(state_dim=max(pcfg.state_dim, registry_out.max_state_dim),
+                                action_dim=max(pcfg.action_dim, registry_out.max_action_dim))
         stats, multi = init.stats, True
     else:
-        fields["state_dim"], fields["action_dim"] = registry.max_state_dim, registry.max_action_dim
+        # padded sizes: the largest robot's, or larger when set (room for robots added by later fine-tuning)
+        fields["state_dim"] = max(registry.max_state_dim, int(fields.get("state_dim") or 0)) if multi \
+            else registry.max_state_dim
+        fields["action_dim"] = max(registry.max_action_dim, int(fields.get("action_dim") or 0)) if multi \
+            else registry.max_action_dim
         fields["embodiments"] = registry.names if multi else []
         if float(fields.get("aux_env_state_weight") or 0) > 0:
             dims = {c.env_state.shape[1] if c.env_state is not None else None for c in caches}
