@@ -54,3 +54,17 @@ def test_expert_lifts_and_collection_writes_a_dataset(tmp_path):
     assert ds.num_episodes == 1 and ds.robot_type == robot_info("Panda").robot_type
     assert ds.features["action"]["shape"] == [7] and ds.camera_keys == ["observation.images.agentview"]
     assert ds.episodes[0].provenance["collection_method"] == "scripted"
+
+
+def test_catalog_facets_cover_robosuite_robots(tmp_path):
+    from vla.data.catalog import Catalog, Query, add_dataset
+
+    collect_robosuite(["Panda", "PandaOmron"], ["Lift"], tmp_path / "rs", episodes_per_task=1, cameras=("agentview",),
+                      image_size=SIZE, workers=1, progress=False)
+    with Catalog(tmp_path / "c.sqlite") as cat:
+        for robot in ("Panda", "PandaOmron"):
+            add_dataset(cat, tmp_path / "rs" / robot)
+        arms = cat.search(Query(embodiment="fixed_base_arm"))
+        mobile = cat.search(Query(embodiment="mobile_manipulator"))
+    assert {r["robot"] for r in arms} == {"robosuite_panda"}
+    assert {r["robot"] for r in mobile} == {"robosuite_panda_omron"}
