@@ -249,3 +249,35 @@ def test_autoregressive_decoding_with_the_cache_matches_the_teacher_forced_pass(
         logits = head._teacher_forced_logits(features, tokens, torch.ones(5, H, A, dtype=torch.bool))
     assert torch.equal(logits.argmax(-1), tokens)
     assert len(set(tokens.flatten().tolist())) > 1  # not a degenerate constant decode
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_padded_dims_come_out_zero_and_are_fed_back_as_in_training(name):
+    head_name, options = VARIANTS[name]
+    torch.manual_seed(0)
+    head = build_head(head_name, 16, 5, 3, options).eval()
+    features = torch.randn(2, 3, 16)
+    dim_mask = torch.tensor([[True] * 5, [True, True, True, False, False]])  # sample 1: a 3-D robot
+    seen: list[torch.Tensor] = []
+    if head_name == "bins" and head.options.decode == "autoregressive":
+        head.embed.register_forward_hook(lambda m, args, out: seen.append(args[0].clone()))
+    elif head_name in ("flow", "diffusion"):
+        inner = head.expert if head_name == "flow" else head.denoiser
+        inner.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    with torch.no_grad():
+        out = head.predict(features, generator=torch.Generator().manual_seed(1), dim_mask=dim_mask)
+        free = head.predict(features, generator=torch.Generator().manual_seed(1))
+    assert (out[1, :, 3:] == 0).all() and torch.equal(out[0], free[0])  # sample 0 has every dim: unchanged
+    if head_name == "bins" and seen:  # every padded token fed back is PAD (index n_bins), as in training
+        fed = torch.cat(seen[: 3 * 5], dim=1)[1, 1:]  # sample 1, after BOS: the tokens of positions 0..13
+        padded = torch.tensor([i % 5 >= 3 for i in range(14)])
+        assert (fed[padded] == head.options.n_bins).all() and (fed[~padded] < head.options.n_bins).all()
+    if head_name == "flow":  # the padded dims of x follow t * noise: t = 1, 0.9, 0.8, ... (10 steps)
+        noise = seen[0][1, :, 3:]
+        for k, x in enumerate(seen[: len(seen) // 2]):
+            assert torch.allclose(x[1, :, 3:], (1 - k / 10) * noise, atol=1e-6)
+    if head_name == "diffusion":  # sqrt(1 - alpha_bar_t) * noise at each DDIM timestep
+        noise = seen[0][1, :, 3:]
+        ts = head.timesteps(head.options.steps)
+        for i, x in enumerate(seen[1: len(ts)], start=1):
+            assert torch.allclose(x[1, :, 3:], (1 - head.alpha_bar[ts[i]]).sqrt() * noise, atol=1e-5)

@@ -319,6 +319,12 @@ class Policy(nn.Module):
                 total[key] = total.get(key, features.new_zeros(())) + value * (n / len(ids))
         return total
 
+    def _dim_mask(self, index: int | None, b: int) -> torch.Tensor | None:
+        """The shared (padded) head's mask of robot ``index``'s action dims [B, A_max]; None otherwise."""
+        if index is None or self.per_robot:
+            return None
+        return self.padded.action_valid[index].expand(b, -1)
+
     def _head_for(self, index: int | None) -> Any:
         if self.per_robot:
             assert index is not None
@@ -354,7 +360,8 @@ class Policy(nn.Module):
             features = self.encode({k: v.to(self.device) for k, v in images.items()}, model_state, instructions, ids)
             self._last_features = features
             self._last_embodiment = index
-            actions = self._head_for(index).predict(features, generator=generator, steps=steps)
+            actions = self._head_for(index).predict(features, generator=generator, steps=steps,
+                                                    dim_mask=self._dim_mask(index, state.shape[0]))
             actions = actions[..., : norm.stats.action_dim]  # a padded head's extra dims are dropped
             return norm.robot_actions(norm.unaction(actions.float()), state)
         finally:
@@ -422,7 +429,8 @@ class Policy(nn.Module):
             return None
         feats = self._last_features[:1].expand(n, -1, -1)
         gen = self._seeded(seed) if seed is not None else None
-        chunks = self._head_for(self._last_embodiment).predict(feats, generator=gen).float()
+        chunks = self._head_for(self._last_embodiment).predict(
+            feats, generator=gen, dim_mask=self._dim_mask(self._last_embodiment, n)).float()
         if self._last_embodiment is not None:  # a padded head: that robot's dims only
             assert self.registry is not None
             chunks = chunks[..., : self.registry.embodiments[self._last_embodiment].action_dim]

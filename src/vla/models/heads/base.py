@@ -4,9 +4,12 @@ A head reads the backbone features of the H action readout tokens [B, H, d] and
 - ``loss(features, target, mask)`` -> dict of scalar losses ("loss" is the one optimized; the others
   are logged), target being normalized actions [B, H, A] and mask bool [B, H, A] (False at time steps
   past the episode end and at action dimensions a sample does not have);
-- ``predict(features, *, generator=None, steps=None)`` -> normalized actions [B, H, A]; sampling
-  heads draw their noise from ``generator`` (a ``torch.Generator``; None: torch's global RNG) and
-  integrate over ``steps`` steps (None: their configured default).
+- ``predict(features, *, generator=None, steps=None, dim_mask=None)`` -> normalized actions [B, H, A];
+  sampling heads draw their noise from ``generator`` (a ``torch.Generator``; None: torch's global RNG) and
+  integrate over ``steps`` steps (None: their configured default). ``dim_mask`` (bool [B, A]) marks the
+  action dimensions a sample has (a padded robot): the others come out 0, and a head that feeds its own
+  outputs back (autoregressive bins, diffusion and flow) gives them there what it saw in training (PAD,
+  noise over a zero target), so a padded dimension never changes the real ones.
 
 Each head declares its settings as a frozen ``HeadOptions`` dataclass (``Head.Options``); a
 PolicyConfig's ``head_options`` dict is parsed into it, and unknown keys or bad values raise
@@ -105,7 +108,7 @@ class ActionHead(nn.Module):
         raise NotImplementedError
 
     def predict(self, features: torch.Tensor, *, generator: torch.Generator | None = None,
-                steps: int | None = None) -> torch.Tensor:
+                steps: int | None = None, dim_mask: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def no_steps(self, steps: int | None) -> None:
@@ -159,6 +162,11 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     e.g. [B, H, A] or [B, H]) is True; 0 when nothing is valid."""
     weights = mask.to(values.dtype).reshape(*mask.shape, *([1] * (values.ndim - mask.ndim))).expand_as(values)
     return (values * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def zero_padded_dims(actions: torch.Tensor, dim_mask: torch.Tensor | None) -> torch.Tensor:
+    """Actions [B, H, A] with the dimensions ``dim_mask`` (bool [B, A]) excludes set to 0."""
+    return actions if dim_mask is None else actions.masked_fill(~dim_mask[:, None, :], 0.0)
 
 
 def masked_target(target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

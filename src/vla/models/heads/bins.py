@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ActionHead, HeadOptions, masked_mean, register_head
+from .base import ActionHead, HeadOptions, masked_mean, register_head, zero_padded_dims
 from .expert import ChunkExpert
 
 
@@ -123,12 +123,12 @@ class BinsHead(ActionHead):
                 "l1": masked_mean((self.detokenize(best) - target.float()).abs(), mask)}
 
     def predict(self, features: torch.Tensor, *, generator: torch.Generator | None = None,
-                steps: int | None = None) -> torch.Tensor:
+                steps: int | None = None, dim_mask: torch.Tensor | None = None) -> torch.Tensor:
         self.no_steps(steps)
         b, n, t = features.shape[0], self.options.n_bins, self.options.temperature
         if self.options.decode == "parallel":
             logits = self.logits(features).view(b, self.chunk, self.action_dim, n)
-            return self.detokenize(pick_tokens(logits, t, generator))
+            return zero_padded_dims(self.detokenize(pick_tokens(logits, t, generator)), dim_mask)
         context = self.expert.context(features)
         prev = torch.full((b, 1), n + 1, dtype=torch.long, device=features.device)
         past = None
@@ -136,5 +136,8 @@ class BinsHead(ActionHead):
         for i in range(self.chunk * self.action_dim):
             out, past = self.expert(self._ar_inputs(features, prev, i), context, past)
             prev = pick_tokens(self.logits(out), t, generator)
+            if dim_mask is not None:  # a padded dimension: PAD, as in training (masked_target -> PAD)
+                prev = torch.where(dim_mask[:, i % self.action_dim, None], prev, torch.full_like(prev, n))
             tokens.append(prev)
-        return self.detokenize(torch.cat(tokens, dim=1).view(b, self.chunk, self.action_dim))
+        tokens_all = torch.cat(tokens, dim=1).view(b, self.chunk, self.action_dim).clamp(max=n - 1)
+        return zero_padded_dims(self.detokenize(tokens_all), dim_mask)

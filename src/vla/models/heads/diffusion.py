@@ -16,7 +16,16 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from .base import ActionHead, HeadOptions, masked_mean, masked_target, randn, register_head, sincos_embedding
+from .base import (
+    ActionHead,
+    HeadOptions,
+    masked_mean,
+    masked_target,
+    randn,
+    register_head,
+    sincos_embedding,
+    zero_padded_dims,
+)
 from .expert import ChunkDenoiser
 
 
@@ -135,7 +144,7 @@ class DiffusionHead(ActionHead):
                       reverse=True)
 
     def predict(self, features: torch.Tensor, *, generator: torch.Generator | None = None,
-                steps: int | None = None) -> torch.Tensor:
+                steps: int | None = None, dim_mask: torch.Tensor | None = None) -> torch.Tensor:
         o = self.options
         steps = self.check_steps(o.steps if steps is None else steps)
         if steps > o.train_steps:
@@ -143,6 +152,8 @@ class DiffusionHead(ActionHead):
         b = features.shape[0]
         context = self.denoiser.context(features)
         x = randn((b, self.chunk, self.action_dim), features, generator)
+        noise = x
+        pad = None if dim_mask is None else ~dim_mask[:, None, :]  # [B, 1, A]
         ts = self.timesteps(steps)
         times = self._time(torch.tensor(ts, device=x.device))
         for i, t in enumerate(ts):
@@ -157,4 +168,6 @@ class DiffusionHead(ActionHead):
             x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma ** 2).clamp(min=0).sqrt() * eps
             if o.eta > 0 and i + 1 < len(ts):
                 x = x + sigma * randn(tuple(x.shape), x, generator)
-        return x
+            if pad is not None:  # padded dims follow training's x_t = sqrt(1 - alpha_bar) * noise (zero target)
+                x = torch.where(pad, (1 - ab_prev).sqrt() * noise, x)
+        return zero_padded_dims(x, dim_mask)

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import ActionHead, HeadOptions, masked_mean, masked_target, randn, register_head
+from .base import ActionHead, HeadOptions, masked_mean, masked_target, randn, register_head, zero_padded_dims
 from .expert import ChunkDenoiser
 
 
@@ -69,13 +69,17 @@ class FlowHead(ActionHead):
         return {"loss": masked_mean((v - (noise - x0)).square(), mask)}
 
     def predict(self, features: torch.Tensor, *, generator: torch.Generator | None = None,
-                steps: int | None = None) -> torch.Tensor:
+                steps: int | None = None, dim_mask: torch.Tensor | None = None) -> torch.Tensor:
         steps = self.check_steps(self.options.steps if steps is None else steps)
         b = features.shape[0]
         context = self.expert.context(features)
         x = randn((b, self.chunk, self.action_dim), features, generator)
+        noise = x
+        pad = None if dim_mask is None else ~dim_mask[:, None, :]  # [B, 1, A]
         dt = 1.0 / steps
         times = self.expert.embed_time(1.0 - dt * torch.arange(steps, device=x.device))  # t = 1, 1 - dt, ...
         for k in range(steps):
             x = x - dt * self.expert(x, times[k:k + 1], context).float()
-        return x
+            if pad is not None:  # padded dims follow training's x_t = t * noise + (1 - t) * 0
+                x = torch.where(pad, (1.0 - dt * (k + 1)) * noise, x)
+        return zero_padded_dims(x, dim_mask)

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from .base import ActionHead, HeadOptions, masked_mean, register_head, regression_losses
+from .base import ActionHead, HeadOptions, masked_mean, register_head, regression_losses, zero_padded_dims
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,9 @@ class RegressionHead(ActionHead):
         self.proj = nn.Linear(d_model, action_dim)
 
     def predict(self, features: torch.Tensor, *, generator: torch.Generator | None = None,
-                steps: int | None = None) -> torch.Tensor:
+                steps: int | None = None, dim_mask: torch.Tensor | None = None) -> torch.Tensor:
         self.no_steps(steps)
-        return self.proj(features)
+        return zero_padded_dims(self.proj(features), dim_mask)
 
     def loss(self, features: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         pred = self.proj(features)
