@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,24 +30,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_info, write_result  # noqa: E402
+from _stages import run_logged as _run  # noqa: E402
 from latency import time_policies  # noqa: E402
 from vla.eval.metrics import wilson_interval  # noqa: E402
 from vla.models import Policy  # noqa: E402
 
 HEADS = ("regression", "bins", "diffusion", "flow")
-
-
-def _run(cmd: list[str], log: Path) -> float:
-    """Run a command with its output appended to ``log``; returns its wall seconds (raises on failure)."""
-    print("+", " ".join(cmd), flush=True)
-    t0 = time.perf_counter()
-    with log.open("a") as fh:
-        fh.write("+ " + " ".join(cmd) + "\n")
-        fh.flush()
-        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "MUJOCO_GL": "egl"}).returncode
-    if rc:
-        raise SystemExit(f"command failed (exit {rc}), see {log}: {' '.join(cmd)}")
-    return time.perf_counter() - t0
 
 
 def _stage(times: dict[str, Any], key: str, done: bool, cmd: list[str], log: Path) -> None:

@@ -35,22 +35,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_info, write_result  # noqa: E402
+from _stages import run_logged as _run  # noqa: E402
 from vla.eval.metrics import wilson_interval  # noqa: E402
 
 CAMERAS = "agentview,robot0_eye_in_hand"
-
-
-def _run(cmd: list[str], log: Path) -> float:
-    """Run a command with its output appended to ``log``; returns its wall seconds (raises on failure)."""
-    print("+", " ".join(cmd), flush=True)
-    t0 = time.perf_counter()
-    with log.open("a") as fh:
-        fh.write("+ " + " ".join(cmd) + "\n")
-        fh.flush()
-        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "MUJOCO_GL": "egl"}).returncode
-    if rc:
-        raise SystemExit(f"command failed (exit {rc}), see {log}: {' '.join(cmd)}")
-    return round(time.perf_counter() - t0, 1)
 
 
 def _success(report: dict[str, Any]) -> dict[str, Any]:
