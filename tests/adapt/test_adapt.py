@@ -216,3 +216,29 @@ def test_cli_help_lists_the_flags():
     for flag in ("--policy", "--suite", "--rounds", "--episodes-per-round", "--out", "--teacher", "--mode",
                  "--steps-per-round", "--baseline", "--monitor"):
         assert flag in res.output
+
+
+def test_resume_continues_after_the_last_finished_round(run, tmp_path):
+    out = tmp_path / "r"
+    monitor = str(_always_alarm(tmp_path / "cal.json"))
+    first = adapt(_settings(run, out, mode="dagger", monitor=monitor))
+    assert len(first["rounds"]) == 1 and Dataset.open(out / "dataset").num_episodes == 2
+    (out / "rounds" / "r02" / "train").mkdir(parents=True)  # what an interrupted round 2 left
+    with pytest.raises(AdaptError, match="--resume: settings differ.*steps_per_round"):
+        adapt(_settings(run, out, mode="dagger", monitor=monitor, steps_per_round=3, rounds=2, resume=True))
+    second = adapt(_settings(run, out, mode="dagger", monitor=monitor, rounds=2, resume=True))
+    assert [r["round"] for r in second["rounds"]] == [1, 2]
+    assert second["rounds"][0] == first["rounds"][0] and second["initial"] == first["initial"]
+    assert second["rounds"][1]["dataset_episodes"] == 4 and Dataset.open(out / "dataset").num_episodes == 4
+    assert [b["round"] for b in second["baseline"]["rounds"]] == [1, 2]
+    assert Dataset.open(out / "baseline" / "dataset").num_episodes == 4
+    assert not (out / "rounds" / "r02" / "new").exists()  # merged, then removed
+    assert Path(second["rounds"][1]["policy"]).parent.parent.name == "r02"
+    from vla.data.catalog import Catalog, Query
+
+    with Catalog(out / "catalog.sqlite", readonly=True) as cat:
+        assert len(cat.search(Query(collection_method="intervention"))) == 4
+    with pytest.raises(AdaptError, match="--rounds.*2 finished"):
+        adapt(_settings(run, out, mode="dagger", monitor=monitor, rounds=1, resume=True))
+    with pytest.raises(AdaptError, match="nothing to resume"):
+        adapt(_settings(run, tmp_path / "none", resume=True))

@@ -1,4 +1,4 @@
-"""CLI: ``vla adapt --policy RUN --suite SUITE --rounds N --episodes-per-round M --out DIR [...]``."""
+"""CLI: ``vla adapt --policy RUN --suite SUITE --rounds N --episodes-per-round M --out DIR [--resume] [...]``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def register(app: typer.Typer) -> None:
         batch_size: int | None = typer.Option(None, "--batch-size", help="Fine-tuning batch (default: the run's)."),
         seed: int = typer.Option(0, "--seed", help="Adaptation scenes and fine-tuning seed."),
         as_json: bool = typer.Option(False, "--json", help="Print adapt.json; no progress output."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out after its last finished "
+                                    "round (same settings; --rounds may be larger)."),
     ) -> None:
         """Adapt a policy online in simulation: monitored rollouts, expert takeovers, fine-tuning rounds."""
         import json
@@ -47,7 +49,7 @@ def register(app: typer.Typer) -> None:
             teacher=teacher, mode=mode, steps_per_round=steps_per_round, eval_episodes=eval_episodes,
             baseline=baseline, monitor=str(monitor) if monitor else None, alpha=alpha,
             dataset=str(dataset) if dataset else None, workers=workers, max_steps=max_steps,
-            expert_steps=expert_steps, lr=lr, batch_size=batch_size, seed=seed, progress=not as_json)
+            expert_steps=expert_steps, lr=lr, batch_size=batch_size, seed=seed, progress=not as_json, resume=resume)
         with fail_on_dataset_error():
             result = adapt(settings)
         if as_json:

@@ -11,6 +11,11 @@ Per round r (1..N), starting from the policy of round r - 1 (round 0: the given 
 4. evaluate (``vla.eval.runner.evaluate``, train instructions, evaluation seeds) and rewrite DIR/adapt.json and
    DIR/report.html (atomically), so a crash keeps the finished rounds.
 
+A round's new episodes stay in their own dataset (DIR/rounds/rNN/new) until the round is evaluated; only then are
+they merged into DIR/dataset. So DIR/dataset always holds exactly the finished rounds, and ``resume=True``
+(``vla adapt ... --resume``, the same settings, ``--rounds`` may grow) continues after the last finished round:
+the interrupted round's folder is removed and that round runs again, with the same seeds.
+
 The baseline (``baseline="every"``): after round r, as many scripted demonstrations per task as that round added,
 on the same round's scenes, go into DIR/baseline/dataset; the baseline policy is fine-tuned the same way (from
 its own round r - 1 policy, same steps) and evaluated the same way. ``"last"``: one fine-tune of N x steps from
@@ -66,6 +71,7 @@ class AdaptSettings:
     lr: float | None = None          # default: the original run's lr
     batch_size: int | None = None    # default: the original run's batch size
     progress: bool = True
+    resume: bool = False             # continue the run in ``out`` after its last finished round
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -125,8 +131,11 @@ def plan(s: AdaptSettings) -> _Plan:
         raise _fail("--episodes-per-round", f"expected {n_tasks} .. {MAX_ADAPT_EPISODES - 1} (at least one rollout "
                                             f"per task of {suite.name}), got {s.episodes_per_round}")
     out = Path(s.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise _fail("--out", f"{out} exists and is not an empty folder; choose a new one")
+    if s.resume:
+        if not (out / "adapt.json").is_file():
+            raise _fail("--resume", f"{out / 'adapt.json'} does not exist: nothing to resume")
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise _fail("--out", f"{out} exists and is not an empty folder; choose a new one (or --resume)")
     try:
         policy_dir = resolve_policy_dir(s.policy)
     except FileNotFoundError as exc:
@@ -243,6 +252,7 @@ class _Adaptation:
         self.cal_source = p.calibration_source
         self.pending_success: list[list[dict[str, float]]] = []
         self.audits: dict[str, list] = {}  # growing dataset -> audit reports of its episodes, in order
+        self.audit_fps: dict[str, float] = {}
         from rich.console import Console
 
         self.console = Console(quiet=not s.progress)
@@ -251,7 +261,8 @@ class _Adaptation:
 
     def _settings(self) -> dict[str, Any]:
         s, p = self.s, self.p
-        return {**{k: v for k, v in asdict(s).items() if k != "extra"}, "policy_dir": str(p.policy_dir),
+        return {**{k: v for k, v in asdict(s).items() if k not in ("extra", "resume")},
+                "policy_dir": str(p.policy_dir),
                 "original_dataset": str(p.dataset), "cameras": list(p.cameras), "image_size": p.image_size,
                 "tasks": list(p.tasks), "rollouts_per_task": p.per_task, "signal_config": p.signal_config,
                 "monitor_source": p.calibration_source}
@@ -391,32 +402,47 @@ class _Adaptation:
                           "instruction": r.instruction}, prov))
         return kept, {"tasks": tasks, "discarded": discarded}
 
-    def append(self, name: str, target: Path, episodes: list, audit_out: Path) -> dict[str, Any] | None:
-        """Write ``episodes`` as a dataset, audit them (report at ``audit_out``), merge them into ``target`` and
-        update its catalog entry (per-episode quality from the audits of every round); returns the audit summary."""
-        from vla.adapt.store import audit_summary, catalog_add, merge_datasets, write_episodes
-        from vla.data.audit import AuditReport, EpisodeReport
-        from vla.data.audit.scoring import dataset_score
+    def stage(self, part: Path, episodes: list, audit_out: Path) -> tuple[Path | None, dict[str, Any] | None]:
+        """Write ``episodes`` as the dataset ``part`` and audit them (report at ``audit_out``); (part, summary)."""
+        from vla.adapt.store import audit_summary, write_episodes
         from vla.models.serialization import atomic_write_text
 
         if not episodes:
-            return None
-        work = self.out / ".work"
-        work.mkdir(exist_ok=True)
-        part = write_episodes(work / name, episodes, self.p.cameras, self.p.image_size)
-        try:
-            report, summary = audit_summary(part)
-            atomic_write_text(audit_out, report.to_json())
-            offset = _episodes(target)
-            merge_datasets([target, part] if target.exists() else [part], target)
-        finally:
-            shutil.rmtree(part, ignore_errors=True)
-        earlier = self.audits.setdefault(str(target), [])
-        earlier += [EpisodeReport(e.episode + offset, e.length, e.score, e.findings) for e in report.episodes]
-        merged = AuditReport(str(target), report.fps, dataset_score(earlier, []), list(earlier))
-        summary["catalog"] = catalog_add(self.catalog, target, merged)["action"]
+            return None, None
+        shutil.rmtree(part, ignore_errors=True)
+        write_episodes(part, episodes, self.p.cameras, self.p.image_size)
+        report, summary = audit_summary(part)
+        atomic_write_text(audit_out, report.to_json())
         summary["report"] = str(audit_out)
-        return summary
+        return part, summary
+
+    def commit(self, target: Path, part: Path | None, summary: dict[str, Any] | None) -> None:
+        """Merge a staged ``part`` into ``target``, drop it, and update the catalog entry (per-episode quality from
+        the audits of every round)."""
+        from vla.adapt.store import catalog_add, merge_datasets
+
+        if part is None or summary is None:
+            return
+        offset = _episodes(target)
+        merge_datasets([target, part] if target.exists() else [part], target)
+        shutil.rmtree(part, ignore_errors=True)
+        self._remember_audit(target, Path(summary["report"]), offset)
+        summary["catalog"] = catalog_add(self.catalog, target, self._merged_audit(target))["action"]
+
+    def _remember_audit(self, target: Path, report_path: Path, offset: int) -> None:
+        from vla.data.audit import AuditReport, EpisodeReport
+
+        report = AuditReport.from_dict(json.loads(report_path.read_text()))
+        self.audit_fps[str(target)] = report.fps
+        self.audits.setdefault(str(target), []).extend(
+            EpisodeReport(e.episode + offset, e.length, e.score, e.findings) for e in report.episodes)
+
+    def _merged_audit(self, target: Path) -> Any:
+        from vla.data.audit import AuditReport
+        from vla.data.audit.scoring import dataset_score
+
+        earlier = self.audits[str(target)]
+        return AuditReport(str(target), self.audit_fps[str(target)], dataset_score(earlier, []), list(earlier))
 
     def baseline_demos(self, round_: int, counts: dict[str, int]) -> list:
         """``counts[task]`` scripted demonstrations per task on the round's adaptation scenes."""
@@ -450,19 +476,76 @@ class _Adaptation:
         return out
 
     # ---- driver
+    def resume(self) -> tuple[int, Path, Path, dict[str, int]]:
+        """State after the last finished round of the run in ``out``: (that round, its policy, the baseline's
+        policy, the baseline's demos per task so far). Removes what an interrupted round left."""
+        s, p = self.s, self.p
+        saved = json.loads((self.out / "adapt.json").read_text())
+        now = self._settings()
+        differ = sorted(k for k in now if k not in ("rounds", "progress") and saved["settings"].get(k) != now[k])
+        if differ:
+            raise _fail("--resume", f"settings differ from {self.out / 'adapt.json'}: "
+                                    + ", ".join(f"{k} (was {saved['settings'].get(k)!r}, now {now[k]!r})"
+                                                for k in differ))
+        rounds = saved["rounds"]
+        done = len(rounds)
+        if done > s.rounds:
+            raise _fail("--rounds", f"{self.out} already has {done} finished rounds; ask for at least that many")
+        expected = rounds[-1]["dataset_episodes"] if rounds else 0
+        if _episodes(self.dataset) != expected:
+            raise _fail("--resume", f"{self.dataset} holds {_episodes(self.dataset)} episodes, the finished rounds "
+                                    f"{expected}: it was changed outside vla adapt")
+        self.result = {**saved, "settings": now}
+        if self.cal is None and (self.out / "monitor.json").is_file():
+            from vla.serve.monitor import MonitorCalibration
+
+            self.cal = MonitorCalibration.from_dict(json.loads((self.out / "monitor.json").read_text()),
+                                                    str(self.out / "monitor.json"))
+            self.cal_source = str(self.out / "monitor.json")
+        pending = self.out / "pending_success.json"
+        if self.cal is None and pending.is_file():
+            self.pending_success = json.loads(pending.read_text())
+        base = (saved.get("baseline") or {}).get("rounds") or []
+        offsets: dict[str, int] = {}
+        for target, folder, recs in ((self.dataset, self.out / "rounds", rounds),
+                                     (self.out / "baseline" / "dataset", self.out / "baseline", base)):
+            for rec in recs:
+                report = folder / f"r{rec['round']:02d}" / "audit.json"
+                if rec.get("audit") and report.is_file():
+                    self._remember_audit(target, report, offsets.get(str(target), 0))
+                    offsets[str(target)] = rec["dataset_episodes"]
+        if s.baseline == "every" and len(base) < done:  # the baseline of the last round did not finish
+            self.result["rounds"] = rounds = rounds[: len(base)]
+            done = len(base)
+            if _episodes(self.dataset) != (rounds[-1]["dataset_episodes"] if rounds else 0):
+                raise _fail("--resume", f"round {done + 1} finished but its baseline did not, and its episodes are "
+                                        f"already in {self.dataset}; start a new run")
+        for folder in (self.out / "rounds", self.out / "baseline"):
+            for stale in sorted(folder.glob("r[0-9][0-9]")) if folder.is_dir() else []:
+                if int(stale.name[1:]) > done:
+                    shutil.rmtree(stale, ignore_errors=True)
+        policy = Path(rounds[-1]["policy"]) if rounds else p.policy_dir
+        base_policy = Path(base[done - 1]["policy"]) if s.baseline == "every" and done else p.policy_dir
+        counts = {t: sum(rec["tasks"][t]["episodes_added"] for rec in rounds) for t in p.tasks}
+        self.console.print(f"resuming {self.out} after round {done}")
+        return done, policy, base_policy, counts
+
     def run(self) -> dict[str, Any]:
         s, p = self.s, self.p
         self.out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         self.console.print(f"[bold]vla adapt[/bold]: {p.policy_dir} on {s.suite}, {s.rounds} round(s) x "
                            f"{s.episodes_per_round} rollouts, mode {s.mode}, baseline {s.baseline}")
-        self.result["initial"] = {**self.evaluate(p.policy_dir, self.out / "initial" / "eval"),
-                                  "minutes": (time.perf_counter() - t0) / 60}
-        self.console.print(f"round 0 (the given policy): success {self.result['initial']['success_rate']:.3f}")
-        self.save()
-        policy, base_policy = p.policy_dir, p.policy_dir
-        base_counts: dict[str, int] = {t: 0 for t in p.tasks}
-        for r in range(1, s.rounds + 1):
+        if s.resume:
+            done, policy, base_policy, base_counts = self.resume()
+        else:
+            self.result["initial"] = {**self.evaluate(p.policy_dir, self.out / "initial" / "eval"),
+                                      "minutes": (time.perf_counter() - t0) / 60}
+            self.console.print(f"round 0 (the given policy): success {self.result['initial']['success_rate']:.3f}")
+            self.save()
+            done, policy, base_policy = 0, p.policy_dir, p.policy_dir
+            base_counts = {t: 0 for t in p.tasks}
+        for r in range(done + 1, s.rounds + 1):
             times: dict[str, float] = {}
             t_round = time.perf_counter()
             results, info = self.rollouts(r, policy)
@@ -471,16 +554,16 @@ class _Adaptation:
             kept, counts = self.keep(r, results, policy)
             rdir = self.out / "rounds" / f"r{r:02d}"
             rdir.mkdir(parents=True, exist_ok=True)
-            audit = self.append(f"round-{r:02d}", self.dataset, kept, rdir / "audit.json")
+            part, audit = self.stage(rdir / "new", kept, rdir / "audit.json")
             times["write_audit"] = time.perf_counter() - t1
             t1 = time.perf_counter()
-            extra = [self.dataset] if self.dataset.exists() else []
-            policy = self.fine_tune(policy, extra, self.out / "rounds" / f"r{r:02d}" / "train", s.steps_per_round,
-                                    s.seed * 1000 + r)
+            extra = [d for d in (self.dataset, part) if d is not None and d.exists()]
+            policy = self.fine_tune(policy, extra, rdir / "train", s.steps_per_round, s.seed * 1000 + r)
             times["train"] = time.perf_counter() - t1
             t1 = time.perf_counter()
-            ev = self.evaluate(policy, self.out / "rounds" / f"r{r:02d}" / "eval")
+            ev = self.evaluate(policy, rdir / "eval")
             times["eval"] = time.perf_counter() - t1
+            self.commit(self.dataset, part, audit)  # the round is finished: its episodes join DIR/dataset
             tasks = {t: {**ev["tasks"][t], **counts["tasks"][t]} for t in p.tasks}
             n_roll = len(results)
             interventions = sum(c["interventions"] for c in counts["tasks"].values())
@@ -505,6 +588,7 @@ class _Adaptation:
                 f"rollouts, {record['episodes_added']} episodes added ({record['dataset_episodes']} in all), "
                 f"{record['minutes']:.1f} min")
             self.save()
+            self._save_pending()
             for t, n in added.items():
                 base_counts[t] += n
             if s.baseline == "every":
@@ -514,8 +598,17 @@ class _Adaptation:
         self.result["minutes"] = (time.perf_counter() - t0) / 60
         self._verdict()
         self.save()
-        shutil.rmtree(self.out / ".work", ignore_errors=True)
         return self.result
+
+    def _save_pending(self) -> None:
+        """Keep the successful rollouts' signals while the monitor is not calibrated yet (for --resume)."""
+        from vla.data.atomic import write_json_atomic
+
+        path = self.out / "pending_success.json"
+        if self.cal is None and self.pending_success:
+            write_json_atomic(path, self.pending_success)
+        else:
+            path.unlink(missing_ok=True)
 
     def _baseline_block(self) -> dict[str, Any]:
         if self.result["baseline"] is None:
@@ -528,12 +621,13 @@ class _Adaptation:
         t0 = time.perf_counter()
         target = self.out / "baseline" / "dataset"
         demos = self.baseline_demos(r, added)
-        (self.out / "baseline" / f"r{r:02d}").mkdir(parents=True, exist_ok=True)
-        audit = self.append(f"baseline-{r:02d}", target, demos, self.out / "baseline" / f"r{r:02d}" / "audit.json")
-        extra = [target] if target.exists() else []
-        policy = self.fine_tune(init, extra, self.out / "baseline" / f"r{r:02d}" / "train", steps,
-                                self.s.seed * 1000 + r)
-        ev = self.evaluate(policy, self.out / "baseline" / f"r{r:02d}" / "eval")
+        bdir = self.out / "baseline" / f"r{r:02d}"
+        bdir.mkdir(parents=True, exist_ok=True)
+        part, audit = self.stage(bdir / "new", demos, bdir / "audit.json")
+        extra = [d for d in (target, part) if d is not None and d.exists()]
+        policy = self.fine_tune(init, extra, bdir / "train", steps, self.s.seed * 1000 + r)
+        ev = self.evaluate(policy, bdir / "eval")
+        self.commit(target, part, audit)
         self._baseline_block()["rounds"].append({
             "round": r, "success_rate": ev["success_rate"], "tasks": ev["tasks"], "episodes_added": len(demos),
             "demos_requested": sum(added.values()), "dataset_episodes": _episodes(target), "audit": audit,
@@ -550,11 +644,12 @@ class _Adaptation:
         for r, rec in enumerate(self.result["rounds"], start=1):
             demos += self.baseline_demos(r, {t: v["episodes_added"] for t, v in rec["tasks"].items()})
         (self.out / "baseline").mkdir(parents=True, exist_ok=True)
-        audit = self.append("baseline", target, demos, self.out / "baseline" / "audit.json")
+        part, audit = self.stage(self.out / "baseline" / "new", demos, self.out / "baseline" / "audit.json")
         steps = self.s.steps_per_round * self.s.rounds
-        extra = [target] if target.exists() else []
+        extra = [d for d in (target, part) if d is not None and d.exists()]
         policy = self.fine_tune(self.p.policy_dir, extra, self.out / "baseline" / "train", steps, self.s.seed * 1000)
         ev = self.evaluate(policy, self.out / "baseline" / "eval")
+        self.commit(target, part, audit)
         self._baseline_block()["rounds"].append({
             "round": self.s.rounds, "success_rate": ev["success_rate"], "tasks": ev["tasks"],
             "episodes_added": len(demos), "demos_requested": sum(totals.values()), "dataset_episodes": len(demos),
@@ -579,6 +674,7 @@ class _Adaptation:
 
 
 def _episodes(path: Path) -> int:
+    """Episodes of a dataset folder (0 when it does not exist yet)."""
     if not path.exists():
         return 0
     from vla.data import Dataset
