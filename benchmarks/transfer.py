@@ -223,14 +223,15 @@ def _html(result: dict[str, Any]) -> str:
     width = 0.8 / len(names)
     for i, name in enumerate(names):
         rates = [table[name]["per_robot"][r]["success_rate"] for r in robots]
-        lo = [rates[j] - table[name]["per_robot"][r]["ci95"][0] for j, r in enumerate(robots)]
-        hi = [table[name]["per_robot"][r]["ci95"][1] - rates[j] for j, r in enumerate(robots)]
+        lo = [max(0.0, rates[j] - table[name]["per_robot"][r]["ci95"][0]) for j, r in enumerate(robots)]
+        hi = [max(0.0, table[name]["per_robot"][r]["ci95"][1] - rates[j]) for j, r in enumerate(robots)]
         ax.bar([j + i * width for j in range(len(robots))], rates, width, yerr=[lo, hi], capsize=2,
                label=f"{name} (mean {table[name]['mean']:.2f})")
     ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(robots))], robots)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success")
     ax.legend(fontsize=7)
+    fig.tight_layout()
     imgs = [base64.b64encode(figure_png(fig)).decode()]
     held = result.get("heldout_robot")
     if held:
@@ -245,6 +246,7 @@ def _html(result: dict[str, Any]) -> str:
         ax.set_ylabel("success")
         ax.set_ylim(0, 1.05)
         ax.legend(fontsize=7)
+        fig.tight_layout()
         imgs.append(base64.b64encode(figure_png(fig)).decode())
     body = "".join(f'<img alt="plot" src="data:image/png;base64,{img}"><br>' for img in imgs)
     return (f"<!doctype html><meta charset='utf-8'><title>vla transfer</title><h1>{html.escape(result['benchmark'])}"
