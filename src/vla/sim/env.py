@@ -26,19 +26,11 @@ import numpy as np
 from vla.sim.defaults import CONTROL_RATE_HZ, DEFAULT_CAMERAS, DEFAULT_IMAGE_SIZE
 from vla.sim.env_state import ENV_STATE_NAMES
 from vla.sim.experts import expert_id, make_expert
+from vla.sim.instruction_picker import InstructionPicker
 from vla.sim.render import CameraRenderer
 from vla.sim.suites import load_instructions, mt50_tasks
 
 __all__ = ["CONTROL_RATE_HZ", "DEFAULT_CAMERAS", "DEFAULT_IMAGE_SIZE", "ENV_STATE_NAMES", "MetaWorldEnv"]
-
-
-def _instruction_rng(seed: int) -> np.random.Generator:
-    """Generator for the instruction choice, independent of the stream that places objects.
-
-    (``default_rng(seed)`` would replay the bits metaworld uses for positions, correlating the
-    instruction with the scene.)
-    """
-    return np.random.default_rng([int(seed), 0x1757])
 
 
 class MetaWorldEnv:
@@ -65,8 +57,7 @@ class MetaWorldEnv:
         self.max_steps = int(max_steps)
         self.control_rate_hz = CONTROL_RATE_HZ
         self.expert_id = expert_id(task)
-        self._fixed_instruction = instruction
-        self._train_instructions = load_instructions()[task]["train"]
+        self._instructions = InstructionPicker(load_instructions()[task]["train"], instruction, salt=0x1757, seed=seed)
 
         mw = ALL_V3_ENVIRONMENTS[task]()
         mw._partially_observable = False  # the expert needs the goal; the policy never sees it
@@ -77,12 +68,11 @@ class MetaWorldEnv:
         mw.max_path_length = self.max_steps
         mw.seed(seed)
         self._mw = mw
-        self._rng = _instruction_rng(seed)
         assert abs(mw.dt * CONTROL_RATE_HZ - 1.0) < 1e-9, f"unexpected metaworld control period {mw.dt}"
         self._renderer = CameraRenderer(mw.model, mw.data, self.cameras, self.image_size)
         self._expert = make_expert(task)
         self._full_obs: np.ndarray | None = None
-        self.instruction = instruction or self._train_instructions[0]
+        self.instruction = self._instructions.first
         self.steps = 0
 
     # ------------------------------------------------------------------ gym API
@@ -90,7 +80,7 @@ class MetaWorldEnv:
         """Start a new episode with fresh random positions (reproducible when ``seed`` is given)."""
         if seed is not None:
             self._mw.seed(int(seed))
-            self._rng = _instruction_rng(int(seed))
+            self._instructions.reseed(int(seed))
         self._mw.reset()
         # Forward so site/body positions (goal marker) match the new state before the first frame.
         mujoco.mj_forward(self._mw.model, self._mw.data)
@@ -99,12 +89,7 @@ class MetaWorldEnv:
         self._full_obs = np.hstack((curr, curr, self._mw._get_pos_goal())).astype(np.float64)
         self._expert = make_expert(self.task)
         self.steps = 0
-        if instruction is not None:
-            self.instruction = instruction
-        elif self._fixed_instruction is not None:
-            self.instruction = self._fixed_instruction
-        else:
-            self.instruction = str(self._rng.choice(self._train_instructions))
+        self.instruction = self._instructions.pick(instruction)
         return self._observation(), {"task": self.task, "seed": seed, "instruction": self.instruction}
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from vla.errors import VlaError
+from vla.sim.instruction_picker import InstructionPicker
 from vla.sim.robosuite import experts as _experts
 from vla.sim.robosuite._backend import robosuite
 from vla.sim.robosuite.robots import robot_info
@@ -46,11 +47,6 @@ MAX_STEPS = {"Lift": 150, "Stack": 300, "PickPlaceCan": 400}
 OSC_POS_SCALE = 0.05  # metres per step at action 1 (robosuite OSC_POSE output_max)
 OSC_ROT_SCALE = 0.5  # radians per step at action 1
 JOINT_VEL_SCALE = 0.5  # rad/s at action 1 (robosuite JOINT_VELOCITY output_max)
-
-
-def _instruction_rng(seed: int) -> np.random.Generator:
-    """Generator for the instruction choice, independent of robosuite's scene generator."""
-    return np.random.default_rng([int(seed), 0x2157])
 
 
 def controller_config(robot: str, controller: str) -> dict[str, Any]:
@@ -99,8 +95,7 @@ class RobosuiteEnv:
         if self.max_steps < 1:
             raise VlaError(f"max_steps must be >= 1, got {self.max_steps}")
         self.control_rate_hz = CONTROL_RATE_HZ
-        self._fixed_instruction = instruction
-        self._train_instructions = instructions(self.task, "train")
+        self._instructions = InstructionPicker(instructions(self.task, "train"), instruction, salt=0x2157, seed=seed)
         rs = robosuite()
         self._env = rs.make(
             self.task, robots=self.robot, controller_configs=controller_config(self.robot, controller),
@@ -146,9 +141,8 @@ class RobosuiteEnv:
 
             self._renderer = CameraRenderer(self.model, self.data, self.cameras, self.image_size)
         self._scene_seed = np.random.SeedSequence(int(seed))
-        self._rng = _instruction_rng(seed)
         self._expert: _experts.Expert | None = None
-        self.instruction = instruction or self._train_instructions[0]
+        self.instruction = self._instructions.first
         self.steps = 0
         self._started = False
         self.expert_id = _experts.expert_id(self.task)
@@ -157,7 +151,7 @@ class RobosuiteEnv:
     def reset(self, seed: int | None = None, instruction: str | None = None) -> tuple[dict, dict]:
         """New episode: fresh object placement (the same for the same ``seed``) and instruction."""
         if seed is not None:
-            self._rng = _instruction_rng(int(seed))
+            self._instructions.reseed(int(seed))
             state = np.random.default_rng(int(seed)).bit_generator.state
         else:
             state = np.random.default_rng(self._scene_seed.spawn(1)[0]).bit_generator.state
@@ -166,12 +160,7 @@ class RobosuiteEnv:
         self._env.reset()
         self.steps = 0
         self._started = True
-        if instruction is not None:
-            self.instruction = instruction
-        elif self._fixed_instruction is not None:
-            self.instruction = self._fixed_instruction
-        else:
-            self.instruction = str(self._rng.choice(self._train_instructions))
+        self.instruction = self._instructions.pick(instruction)
         self._expert = _experts.make_expert(self.task, self)
         return self._observation(), {"task": self.task, "robot": self.robot, "seed": seed,
                                      "instruction": self.instruction}
