@@ -23,10 +23,9 @@ from vla.models.config import ConfigError
 from vla.models.embodiments import Embodiment, EmbodimentRegistry
 from vla.models.normalize import NormalizationStats
 
-from .cache import STATE_KEY, TrainingCache
+from .cache import ACTION_KEY, STATE_KEY, TrainingCache
 from .normalization import policy_normalization
-
-ACTION_KEY = "action"
+from .sampler import action_chunks
 
 
 @dataclass(frozen=True)
@@ -166,10 +165,7 @@ class MixtureSampler:
         for d in np.unique(which):
             rows = np.flatnonzero(which == d)
             c, idx = self.caches[d], frames[rows]
-            offsets = idx[:, None] + np.arange(h)[None]
-            end = c.episode_end[idx][:, None]
-            mask[rows] = offsets < end
-            action[rows, :, : c.action.shape[1]] = c.action[np.minimum(offsets, end - 1)]
+            action[rows, :, : c.action.shape[1]], mask[rows] = action_chunks(c, idx, h)
             state[rows, : c.state.shape[1]] = c.state[idx]
             for cam in self.cameras:
                 if cam in c.images:  # a camera this robot lacks stays blank (the policy masks it)

@@ -17,6 +17,14 @@ import torch
 from .cache import TrainingCache
 
 
+def action_chunks(cache: TrainingCache, idx: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """The next ``chunk`` actions from each frame ``idx`` [B] -> (actions [B, H, A], mask [B, H]); past the
+    episode's end the last action is repeated and masked out."""
+    offsets = idx[:, None] + np.arange(chunk)[None]
+    end = cache.episode_end[idx][:, None]
+    return cache.action[np.minimum(offsets, end - 1)], offsets < end
+
+
 class BatchSampler:
     """Deterministic random batches in the format of docs/contracts.md (robot units)."""
 
@@ -32,10 +40,7 @@ class BatchSampler:
     def batch(self, step: int) -> dict[str, Any]:
         c = self.cache
         idx = self.indices(step)
-        offsets = idx[:, None] + np.arange(self.chunk)[None]
-        end = c.episode_end[idx][:, None]
-        mask = offsets < end
-        actions = c.action[np.minimum(offsets, end - 1)]  # past the end: repeat the last action (masked)
+        actions, mask = action_chunks(c, idx, self.chunk)
         batch = {
             "images": {cam: torch.from_numpy(np.ascontiguousarray(c.images[cam][idx])) for cam in self.cameras},
             "state": torch.from_numpy(c.state[idx]),
