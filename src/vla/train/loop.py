@@ -113,15 +113,15 @@ def _mixture_data(config: TrainConfig, init: Policy | None, run: Path, info: dis
     """A weighted mixture (`vla.train.mixture`): one cache per dataset with the policy cameras it has; two or more
     robots make a multi-robot policy (embodiment registry, padded state and action)."""
     entries = parse_mixture(config.mixture) if config.mixture else [MixtureEntry(config.dataset)]
-    for e in entries:
-        policy_normalization(e.dataset)  # statistics that are missing or cannot be undone stop the run here
+    # statistics that are missing or cannot be undone stop the run here, before any cache is built
+    dataset_stats = [policy_normalization(e.dataset) for e in entries]
     fields = init.config.to_dict() if init is not None else dict(config.policy)
     if "cameras" not in fields:  # every camera of the mixture, in order of first appearance
         fields["cameras"] = list(dict.fromkeys(c for e in entries for c in dataset_cameras(e.dataset)))
     cameras = list(fields["cameras"])
     caches = [_prepare_cache(config, fields, run, info, e.dataset, cache_cameras(e.dataset, cameras))
               for e in entries]
-    names, registry = build_registry(entries, caches, cameras)
+    names, registry = build_registry(entries, caches, cameras, dataset_stats)
     multi = len(registry.embodiments) > 1
     stats = registry.embodiments[0].stats
     if init is not None:

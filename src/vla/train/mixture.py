@@ -24,7 +24,6 @@ from vla.models.embodiments import Embodiment, EmbodimentRegistry
 from vla.models.normalize import NormalizationStats
 
 from .cache import ACTION_KEY, STATE_KEY, TrainingCache
-from .normalization import policy_normalization
 from .sampler import action_chunks
 
 
@@ -91,12 +90,13 @@ def dataset_cameras(path: str | Path) -> list[str]:
 
 
 def build_registry(entries: list[MixtureEntry], caches: list[TrainingCache], cameras: list[str],
-                   ) -> tuple[list[str], EmbodimentRegistry]:
-    """Embodiment name of each dataset and the registry of the mixture's robots (first appearance order)."""
+                   stats: list[NormalizationStats]) -> tuple[list[str], EmbodimentRegistry]:
+    """Embodiment name of each dataset and the registry of the mixture's robots (first appearance order);
+    ``stats`` holds each dataset's own normalization (`policy_normalization`)."""
     groups: dict[str, list[int]] = {}
     names = []
-    for i, entry in enumerate(entries):
-        ds = Dataset.open(entry.dataset)
+    datasets = [Dataset.open(entry.dataset) for entry in entries]
+    for i, (entry, ds) in enumerate(zip(entries, datasets, strict=True)):
         name = embodiment_name(ds, entry.dataset)
         names.append(name)
         groups.setdefault(name, []).append(i)
@@ -106,20 +106,19 @@ def build_registry(entries: list[MixtureEntry], caches: list[TrainingCache], cam
         if len(dims) > 1:
             raise ConfigError(f"datasets {[entries[i].dataset for i in members]} are all robot {name!r} but their "
                               f"state/action sizes differ: {sorted(dims)}")
-        first = Dataset.open(entries[members[0]].dataset)
+        first = datasets[members[0]]
         if len(members) == 1:
-            stats = policy_normalization(entries[members[0]].dataset)
+            robot_stats = stats[members[0]]
         else:
-            transforms = [policy_normalization(entries[i].dataset).dataset for i in members]
-            if any(t is not None for t in transforms):
+            if any(stats[i].dataset is not None for i in members):
                 raise ConfigError(f"robot {name!r}: several standardized datasets in one mixture entry are not "
                                   "supported (their transforms would have to agree); standardize them together")
-            stats = NormalizationStats.from_arrays(np.concatenate([caches[i].state for i in members]),
-                                                   np.concatenate([caches[i].action for i in members]))
+            robot_stats = NormalizationStats.from_arrays(np.concatenate([caches[i].state for i in members]),
+                                                         np.concatenate([caches[i].action for i in members]))
         have = {cam for i in members for cam in caches[i].images}
         spec = first.embodiment or {}
         embodiments.append(Embodiment(
-            name, stats, _names(first, STATE_KEY, "state_names"), _names(first, ACTION_KEY, "action_names"),
+            name, robot_stats, _names(first, STATE_KEY, "state_names"), _names(first, ACTION_KEY, "action_names"),
             float(spec.get("control_rate_hz") or first.fps or 0.0), [c for c in cameras if c in have]))
     return names, EmbodimentRegistry(embodiments)
 
