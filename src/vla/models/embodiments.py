@@ -148,12 +148,15 @@ class PaddedNormalizer(torch.nn.Module):
 
     ``state(x, ids)`` and ``action(x, ids)`` normalize each row with its embodiment's statistics and set the
     padded dimensions to exactly 0; ``action_dims(ids)`` is the bool mask [B, A_max] of real action dims.
-    Buffers are not persistent: the statistics live in embodiments.json."""
+    Buffers are not persistent: the statistics live in embodiments.json. ``norms``: the robots' own
+    normalizers when the caller already has them (one per registry entry), else made here."""
 
     def __init__(self, registry: EmbodimentRegistry, state_mode: str, state_dim: int | None = None,
-                 action_dim: int | None = None) -> None:
+                 action_dim: int | None = None, norms: list[TensorNormalizer] | None = None) -> None:
         super().__init__()
-        norms = [TensorNormalizer(e.stats, state_mode) for e in registry.embodiments]
+        norms = norms if norms is not None else [TensorNormalizer(e.stats, state_mode) for e in registry.embodiments]
+        if len(norms) != len(registry.embodiments):
+            raise EmbodimentError(f"{len(norms)} normalizers for {len(registry.embodiments)} robots")
         self.quantile = norms[0].state_mode == "quantile"
         s, a = state_dim or registry.max_state_dim, action_dim or registry.max_action_dim
         if s < registry.max_state_dim or a < registry.max_action_dim:

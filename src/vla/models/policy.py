@@ -97,9 +97,10 @@ class Policy(nn.Module):
         else:
             self.head = build_head(config.head, d, config.action_dim, config.chunk, config.head_config)
         if reg is not None:
-            self.padded = PaddedNormalizer(reg, config.state_norm, config.state_dim, config.action_dim)
             self.robot_normalizers = nn.ModuleList(TensorNormalizer(e.stats, config.state_norm)
                                                    for e in reg.embodiments)
+            self.padded = PaddedNormalizer(reg, config.state_norm, config.state_dim, config.action_dim,
+                                           list(self.robot_normalizers))
             self.embodiment_emb = nn.Parameter(torch.randn(len(reg.embodiments), d) * 0.02)
             valid = [[cam in e.cameras for cam in config.cameras] for e in reg.embodiments]
             self.register_buffer("camera_valid", torch.tensor(valid, dtype=torch.bool), persistent=False)
