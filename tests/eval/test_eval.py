@@ -116,6 +116,7 @@ def test_eval_writes_valid_report(tiny_policy, tmp_path, expert_or_policy):
     assert on_disk["policy"]["params"] > 0 and on_disk["policy"]["head"] == "regression"
     assert on_disk["policy"]["chunk"] == 4
     assert on_disk["difficulty"] == {"easy": {"tasks": 1, "episodes": 2, "successes": 1, "success_rate": 0.5}}
+    assert on_disk["difficulty_group_mean"] is None  # one group only
     html = (out / "report.html").read_text()
     assert "By MT50 difficulty group" in html
     assert "reach-v3" in html and "data:image/png;base64," in html

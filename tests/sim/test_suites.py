@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vla.eval.groups import difficulty_breakdown
+from vla.eval.groups import difficulty_breakdown, group_mean
 from vla.sim import make_suite, suite_names
 from vla.sim.seeds import calibration_seed, collection_seed, evaluation_seed, is_calibration_seed, is_evaluation_seed
 from vla.sim.suites import DIFFICULTIES, difficulty, load_instructions, mt50_tasks
@@ -40,6 +40,19 @@ def test_difficulty_breakdown_weighs_tasks_equally():
     out = difficulty_breakdown(tasks)
     assert out == {"easy": {"tasks": 2, "episodes": 20, "successes": 15, "success_rate": 0.75},
                    "hard": {"tasks": 1, "episodes": 4, "successes": 1, "success_rate": 0.25}}
+    assert group_mean(out) is None  # medium and very hard have no tasks: no paper-style average
+
+
+def test_group_mean_is_the_papers_unweighted_average_of_the_four_groups():
+    # every task of a group scores its group's rate: the task mean weighs easy's 28 tasks, the group mean does not
+    rates = {"easy": 0.8, "medium": 0.4, "hard": 0.5, "very_hard": 0.6}
+    tasks = {t: {"episodes": 10, "successes": int(rates[difficulty(t)] * 10), "success_rate": rates[difficulty(t)]}
+             for t in mt50_tasks()}
+    groups = difficulty_breakdown(tasks)
+    assert [groups[g]["tasks"] for g in DIFFICULTIES] == [28, 11, 6, 5]
+    assert group_mean(groups) == pytest.approx(0.575)
+    task_mean = sum(t["success_rate"] for t in tasks.values()) / len(tasks)
+    assert task_mean == pytest.approx((28 * 0.8 + 11 * 0.4 + 6 * 0.5 + 5 * 0.6) / 50) != pytest.approx(0.575)
 
 
 @pytest.mark.parametrize("name", ["mt11", "ml10", "mt1:fly-v3", ""])

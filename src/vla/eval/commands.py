@@ -72,6 +72,11 @@ def print_success_table(report: dict, console) -> None:
         t.add_row(task, f"{r['successes']}/{r['episodes']} = {r['success_rate']:.2f}",
                   f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]")
     console.print(t)
+    groups = report.get("difficulty") or {}
+    if groups:
+        by_group = ", ".join(f"{g.replace('_', ' ')} {v['success_rate']:.3f} ({v['tasks']} tasks)" for g, v in groups.items())
+        mean = report.get("difficulty_group_mean")
+        console.print(f"by difficulty: {by_group}" + (f"; mean of the groups {mean:.3f}" if mean is not None else ""))
     lat = report["latency_ms"]
     console.print(f"latency: chunk p50 {lat['chunk_p50']:.2f} ms, p99 {lat['chunk_p99']:.2f} ms; "
                   f"step p50 {lat['step_p50']:.2f} ms")

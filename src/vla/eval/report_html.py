@@ -144,6 +144,13 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else html.escape(str(v))
 
 
+def _group_mean_html(mean: float | None) -> str:
+    if mean is None:
+        return ""
+    return (f"<p>mean of the four group rates (the SmolVLA table's \"Avg\" column): <b>{mean:.3f}</b>; "
+            "the headline mean above weighs each of the 50 tasks equally</p>")
+
+
 def render_html(report: dict[str, Any]) -> str:
     chart = base64.b64encode(success_chart_png(report)).decode()
     rows = []
@@ -184,6 +191,7 @@ Instructions file: {_fmt(report.get('instructions_file'))}.</p>
 <img alt="success per task" src="data:image/png;base64,{chart}">
 <h2>By MT50 difficulty group</h2>
 <table><tr><th>group</th><th>tasks</th><th>mean success</th><th>episodes</th></tr>{groups}</table>
+{_group_mean_html(report.get("difficulty_group_mean"))}
 <h2>Policy and latency</h2>
 <table><tr><th>parameters</th><td>{pol['params']:,}</td><th>head</th><td>{html.escape(pol['head'])}</td></tr>
 <tr><th>chunk</th><td>{pol['chunk']} (execute {pol['n_action_steps']})</td><th>cameras</th>

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vla.data.atomic import write_json_atomic
-from vla.eval.groups import difficulty_breakdown
+from vla.eval.groups import difficulty_breakdown, group_mean
 from vla.eval.metrics import percentile_ms, wilson_interval
 from vla.eval.rollout import RolloutJob, RolloutResult, init_worker, run_job
 from vla.models.serialization import resolve_policy_dir
@@ -271,6 +271,7 @@ def _report(suite, split, episodes_per_task, seed, max_steps, workers, results, 
     mean = sum(t["success_rate"] for t in tasks.values()) / len(tasks)
     total = len(results)
     served = [r.serve for r in results if r.serve is not None]
+    groups = difficulty_breakdown(tasks)
     return {
         "serve": _serve_totals(served) if served else None,
         "suite": suite.name,
@@ -279,7 +280,8 @@ def _report(suite, split, episodes_per_task, seed, max_steps, workers, results, 
         "episodes_per_task": episodes_per_task,
         "success_rate": mean,
         "episodes": total,
-        "difficulty": difficulty_breakdown(tasks),
+        "difficulty": groups,
+        "difficulty_group_mean": group_mean(groups),
         "tasks": tasks,
         "latency_ms": {
             "chunk_p50": percentile_ms(chunk_s, 50),
