@@ -74,7 +74,8 @@ def print_success_table(report: dict, console) -> None:
     console.print(t)
     groups = report.get("difficulty") or {}
     if groups:
-        by_group = ", ".join(f"{g.replace('_', ' ')} {v['success_rate']:.3f} ({v['tasks']} tasks)" for g, v in groups.items())
+        by_group = ", ".join(f"{g.replace('_', ' ')} {v['success_rate']:.3f} ({v['tasks']} tasks)"
+                             for g, v in groups.items())
         mean = report.get("difficulty_group_mean")
         console.print(f"by difficulty: {by_group}" + (f"; mean of the groups {mean:.3f}" if mean is not None else ""))
     lat = report["latency_ms"]
