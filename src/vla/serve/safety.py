@@ -702,7 +702,10 @@ class SafetyFilter:
         out = np.empty(n, dtype=np.float32)
         for i in range(n):
             lo, hi = keep[i]
-            v = _f32_inside(y[i], lo, hi) if lo <= y[i] <= hi else None
+            yi = float(y[i])
+            if lo <= hi and lo - _EMPTY_TOL * (1 + abs(lo)) <= yi <= hi + _EMPTY_TOL * (1 + abs(hi)):
+                yi = min(max(yi, lo), hi)  # outside by float64 round-off only (large magnitudes): snap inside
+            v = _f32_inside(yi, lo, hi) if lo <= yi <= hi else None
             if v is None or not hard[i][0] <= float(v) <= hard[i][1]:  # hard limits win over the float32 cast
                 v = _f32_inside(min(max(y[i], hard[i][0]), hard[i][1]), *hard[i])
             out[i] = v
