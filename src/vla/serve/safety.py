@@ -439,6 +439,11 @@ def _near_empty(lo: float, hi: float) -> bool:
     return lo - hi <= _EMPTY_TOL * (1.0 + abs(lo) + abs(hi))
 
 
+def _inside_up_to_round_off(v: float, lo: float, hi: float) -> bool:
+    """``v`` in [lo, hi], or outside it by float64 round-off only (relative ``_EMPTY_TOL``)."""
+    return lo - _EMPTY_TOL * (1 + abs(lo)) <= v <= hi + _EMPTY_TOL * (1 + abs(hi))
+
+
 def _f32_inside(y: float, lo: float, hi: float) -> np.float32:
     """``y`` as float32, moved by one ulp toward the inside when rounding took it out of [lo, hi]."""
     v = np.float32(y)
@@ -693,8 +698,8 @@ class SafetyFilter:
             self._geometry_step(y, ee_state, hist, hard, keep, accel_iv, active)
             for i in self._ee:  # a cut motion may break the jerk limit: say so
                 iv = jerk_iv[i]
-                if y[i] != before[self._ee.index(i)] and iv is not None and not (
-                        iv[0] - _EMPTY_TOL * (1 + abs(iv[0])) <= y[i] <= iv[1] + _EMPTY_TOL * (1 + abs(iv[1]))):
+                if (y[i] != before[self._ee.index(i)] and iv is not None
+                        and not _inside_up_to_round_off(y[i], *iv)):
                     active.append("jerk.overridden")
         if bad_state:
             active.append("state.nonfinite")
@@ -703,7 +708,7 @@ class SafetyFilter:
         for i in range(n):
             lo, hi = keep[i]
             yi = float(y[i])
-            if lo <= hi and lo - _EMPTY_TOL * (1 + abs(lo)) <= yi <= hi + _EMPTY_TOL * (1 + abs(hi)):
+            if lo <= hi and _inside_up_to_round_off(yi, lo, hi):
                 yi = min(max(yi, lo), hi)  # outside by float64 round-off only (large magnitudes): snap inside
             v = _f32_inside(yi, lo, hi) if lo <= yi <= hi else None
             if v is None or not hard[i][0] <= float(v) <= hard[i][1]:  # hard limits win over the float32 cast
@@ -789,8 +794,7 @@ class SafetyFilter:
         choice = cut
         ivs = [accel_iv[i] for i in ee]
         if all(iv is not None for iv in ivs) and not all(
-                iv[0] - _EMPTY_TOL * (1 + abs(iv[0])) <= v <= iv[1] + _EMPTY_TOL * (1 + abs(iv[1]))
-                for iv, v in zip(ivs, cut, strict=True)):
+                _inside_up_to_round_off(v, *iv) for iv, v in zip(ivs, cut, strict=True)):
             cont = self._continuation(hist)
             if cont is not None:
                 cont = _toward_zero_f32(cont)
