@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
     @app.command("adapt")
     def adapt_cmd(
         policy: Path = typer.Option(..., "--policy", help="Policy folder or training run folder (RUN/policy)."),
-        suite: str = typer.Option("mt10", "--suite", help="mt10, mt50 or mt1:<task>."),
+        suite: str = typer.Option("mt10", "--suite", help="mt10, mt50[:<difficulty>], ml45-train|test, mt1:<task>."),
         rounds: int = typer.Option(..., "--rounds", help="Adaptation rounds."),
         episodes_per_round: int = typer.Option(..., "--episodes-per-round",
                                                help="Rollouts per round, spread evenly over the suite's tasks."),

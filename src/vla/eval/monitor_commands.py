@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @monitor_app.command("calibrate")
     def calibrate_cmd(
         policy: Path = typer.Option(..., "--policy", help="Policy folder or training run folder (RUN/policy)."),
-        suite: str = typer.Option("mt10", help="Suite: mt10, mt50 or mt1:<task>."),
+        suite: str = typer.Option("mt10", help="Suite: mt10, mt50[:<difficulty>], ml45-train|test, mt1:<task>."),
         tasks: str | None = typer.Option(None, help="Comma-separated subset of the suite's tasks to calibrate on "
                                          "(the others stay held out from calibration). Default: all."),
         episodes_per_task: int = typer.Option(20, help="Calibration rollouts per task (only successes are used)."),

@@ -29,6 +29,7 @@ from vla.sim import seeds
 from vla.sim.defaults import CONTROL_RATE_HZ, DEFAULT_CAMERAS, DEFAULT_IMAGE_SIZE
 from vla.sim.env_state import ENV_STATE_KEY, ENV_STATE_NAMES
 from vla.sim.experts import expert_id
+from vla.sim.progress import ProgressBar
 from vla.sim.rollout import ExpertEpisode, init_worker, worker_episode
 from vla.sim.suites import Suite, make_suite
 
@@ -239,33 +240,3 @@ def _write_episode(writer, ep: ExpertEpisode, cameras: tuple[str, ...], image_si
             frame[f"observation.images.{cam}"] = ep.images[cam][t]
         writer.add_frame(frame, task=ep.instruction)
     writer.save_episode(provenance(ep, cameras, image_size, after))
-
-
-class ProgressBar:
-    """A rich progress bar over kept episodes (no-op when disabled)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self._p = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                               TimeRemainingColumn())
-            self._id = self._p.add_task("collecting", total=total)
-
-    def __enter__(self) -> ProgressBar:
-        if self._p is not None:
-            self._p.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
-            self._p.stop()
-
-    def advance(self, n: int) -> None:
-        if self._p is not None:
-            self._p.advance(self._id, n)
-
-    def describe(self, task: str, rejected: int) -> None:
-        if self._p is not None:
-            self._p.update(self._id, description=f"{task} (rejected {rejected})")

@@ -12,7 +12,7 @@ from vla.sim.defaults import DEFAULT_CAMERAS, DEFAULT_IMAGE_SIZE
 
 def _metaworld(
     out: Path = typer.Option(..., "--out", help="Dataset folder to create."),
-    suite: str = typer.Option("mt10", "--suite", help="mt10, mt50 or mt1:<task>."),
+    suite: str = typer.Option("mt10", "--suite", help="mt10, mt50[:<difficulty>], ml45-train|test, mt1:<task>."),
     episodes_per_task: int = typer.Option(50, "--episodes-per-task", min=1, help="Successful episodes per task."),
     cameras: str = typer.Option(",".join(DEFAULT_CAMERAS), "--cameras", help="Comma-separated camera names."),
     image_size: int = typer.Option(DEFAULT_IMAGE_SIZE, "--image-size", min=8, help="Square image size in pixels."),
@@ -28,7 +28,7 @@ def _metaworld(
     cams = tuple(c.strip() for c in cameras.split(",") if c.strip())
     summary = collect_metaworld(suite, out, episodes_per_task=episodes_per_task, cameras=cams,
                                 image_size=image_size, workers=workers, seed=seed, max_steps=max_steps,
-                                overwrite=overwrite, progress=not as_json)
+                                overwrite=overwrite, progress=True)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -79,7 +79,7 @@ def _robosuite(
         summary = collect_robosuite(split(robots), split(tasks), out, episodes_per_task=episodes_per_task,
                                     controller=controller, cameras=tuple(split(cameras)), image_size=image_size,
                                     workers=workers, seed=seed, max_steps=max_steps, overwrite=overwrite,
-                                    progress=not as_json)
+                                    progress=True)
     except ValueError as e:  # e.g. an unknown camera, raised inside the simulator
         raise VlaError(str(e)) from e
     if as_json:
