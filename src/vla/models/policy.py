@@ -1,7 +1,10 @@
 """Policy: images + state + instruction -> a chunk of actions, with normalization and save/load.
 
-Token sequence fed to the transformer: [language tokens | image tokens per camera | state token |
-H action readout tokens]; the action head reads the readout tokens. Observations arrive in robot units and
+Token sequence fed to the transformer: [language tokens | image tokens per camera | first-frame image
+tokens per context camera | state token | H action readout tokens]; the action head reads the readout
+tokens. Context cameras (``config.context_cameras``, off by default) add the episode's first frame of those
+cameras: at inference ``predict_chunk`` keeps it from the first observation after ``reset()`` unless the
+observation brings its own (``obs["context_images"]``). Observations arrive in robot units and
 are normalized inside; predictions leave in robot units, also for a policy trained on a standardized
 dataset (normalized, delta actions): the way back travels in normalization.json (`vla.models.normalize`).
 Training batches are in the training dataset's units.
@@ -106,8 +109,13 @@ class Policy(nn.Module):
             self.register_buffer("camera_valid", torch.tensor(valid, dtype=torch.bool), persistent=False)
         self.env_state_head = (EnvStateHead(d, config.env_state_dim) if config.aux_env_state_weight > 0
                                else None)
+        # the first frame's tokens get their own embedding on top of the camera's (created last: policies
+        # without context cameras keep their initial weights)
+        self.context_emb = (nn.Parameter(torch.randn(len(config.context_cameras), d) * 0.02)
+                            if config.context_cameras else None)
         self._selector = self._build_selector()
         self._episode_generator: torch.Generator | None = None
+        self._episode_context: dict[str, torch.Tensor] | None = None  # first frames of this episode
         self._last_features: torch.Tensor | None = None  # readout features of the latest prediction [B, H, d]
         self._last_embodiment: int | None = None
 
@@ -188,31 +196,39 @@ class Policy(nn.Module):
 
     # ---- model ---------------------------------------------------------------------------------------
     def encode(self, images: dict[str, torch.Tensor], state: torch.Tensor, instructions: list[str],
-               embodiment_ids: torch.Tensor | None = None) -> torch.Tensor:
+               embodiment_ids: torch.Tensor | None = None,
+               context: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Backbone features of the action readout tokens [B, H, d]; ``state`` in the dataset's units ([B, S],
-        padded to the largest robot's for a multi-robot policy, which also needs ``embodiment_ids`` [B])."""
+        padded to the largest robot's for a multi-robot policy, which also needs ``embodiment_ids`` [B]);
+        ``context``: the episode's first frames of ``config.context_cameras`` (uint8 [B, H, W, 3] each)."""
         c = self.config
         b = state.shape[0]
         if (self.registry is None) != (embodiment_ids is None):
             raise ValueError("encode: embodiment_ids are needed by (and only by) a multi-robot policy")
+        if c.context_cameras and (context is None or any(cam not in context for cam in c.context_cameras)):
+            raise KeyError(f"encode: this policy needs the episode's first frames of {c.context_cameras} "
+                           f"(context), got {sorted(context) if context is not None else None}")
         lang, lmask = self._language_tokens(list(instructions))
         cond = self.lang_pool(lang, lmask) if self.lang_pool is not None else None
+        # (camera index, uint8 frames): the current frame of every camera, then the first frames
+        views = [(i, images[cam]) for i, cam in enumerate(c.cameras)]
+        views += [(c.cameras.index(cam), context[cam]) for cam in c.context_cameras]  # type: ignore[index]
         pixels = []
-        for cam in c.cameras:
-            img = images[cam]
+        for _, img in views:
             if self.training and c.augment_shift:
                 img = random_shift(img, c.augment_shift)
-            pixels.append(resize(to_float_nchw(img), c.image_size))
-        cam_tokens: list[torch.Tensor] = []
+            pixels.append(resize(to_float_nchw(img), c.image_size))  # [B, 3, S, S]
         if len(self.vision) == 1:
-            conds = (torch.cat([cond + self.camera_emb[i] for i in range(len(c.cameras))]) if cond is not None
-                     else None)
-            out = self.vision[0](torch.cat(pixels), conds)
-            cam_tokens = list(out.split(b))
+            conds = torch.cat([cond + self.camera_emb[i] for i, _ in views]) if cond is not None else None
+            view_tokens = list(self.vision[0](torch.cat(pixels), conds).split(b))  # each [B, T, d]
         else:
-            cam_tokens = [enc(x, None if cond is None else cond + self.camera_emb[i])
-                          for i, (enc, x) in enumerate(zip(self.vision, pixels, strict=True))]
-        cam_tokens = [t + self.camera_emb[i] for i, t in enumerate(cam_tokens)]
+            view_tokens = [self.vision[i](x, None if cond is None else cond + self.camera_emb[i])
+                           for (i, _), x in zip(views, pixels, strict=True)]
+        view_tokens = [t + self.camera_emb[i] for (i, _), t in zip(views, view_tokens, strict=True)]
+        n_cur = len(c.cameras)
+        if self.context_emb is not None:
+            view_tokens[n_cur:] = [t + self.context_emb[j] for j, t in enumerate(view_tokens[n_cur:])]
+        cam_tokens = view_tokens
         ones = lambda n: torch.ones(b, n, dtype=torch.bool, device=self.device)  # noqa: E731
         if embodiment_ids is None:
             state_tok = self.state_proj(self.normalizer.state(state.float()))[:, None]  # [B, 1, d]
@@ -221,7 +237,8 @@ class Policy(nn.Module):
             ids = embodiment_ids.to(self.device)
             state_tok = (self._robot_state_tokens(state.float(), ids) + self.embodiment_emb[ids])[:, None]  # [B, 1, d]
             # a camera a robot does not have: its (blank) image tokens are masked out of attention
-            cam_masks = [self.camera_valid[ids, i][:, None].expand(b, t.shape[1]) for i, t in enumerate(cam_tokens)]
+            cam_masks = [self.camera_valid[ids, i][:, None].expand(b, t.shape[1])
+                         for (i, _), t in zip(views, cam_tokens, strict=True)]
         readouts = self.readouts[None].expand(b, -1, -1)
         seq = torch.cat([lang, *cam_tokens, state_tok, readouts], dim=1)
         key_mask = torch.cat([lmask, *cam_masks, ones(1 + c.chunk)], dim=1)
@@ -280,13 +297,15 @@ class Policy(nn.Module):
         if mask.ndim == 2:  # [B, H]: time steps only; every action dimension is present
             mask = mask[..., None].expand(action.shape)
         images = {cam: batch["images"][cam].to(self.device) for cam in self.config.cameras}
+        context = ({cam: batch["context_images"][cam].to(self.device) for cam in self.config.context_cameras}
+                   if self.config.context_cameras else None)
         if self.registry is None:
-            features = self.encode(images, batch["state"].to(self.device), batch["instruction"])
+            features = self.encode(images, batch["state"].to(self.device), batch["instruction"], context=context)
             assert self.head is not None
             losses = self.head.loss(features, self.normalizer.action(action), mask)
         else:
             ids = torch.tensor([self.registry.index(n) for n in batch["embodiment"]], device=self.device)
-            features = self.encode(images, batch["state"].to(self.device), batch["instruction"], ids)
+            features = self.encode(images, batch["state"].to(self.device), batch["instruction"], ids, context)
             mask = mask & self.padded.action_dims(ids)[:, None]  # [B, H, A_max]: padded dims never count
             losses = self._robot_losses(features, self.padded.action(action, ids), mask, ids)
         if self.env_state_head is not None and "environment_state" not in batch:
@@ -335,7 +354,8 @@ class Policy(nn.Module):
     @torch.inference_mode()
     def predict_chunks(self, images: dict[str, torch.Tensor], state: torch.Tensor, instructions: list[str], *,
                        generator: torch.Generator | None = None, steps: int | None = None,
-                       embodiment: str | None = None) -> torch.Tensor:
+                       embodiment: str | None = None,
+                       context_images: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Batched inference in eval behaviour (no augmentation, no dropout): state [B, S] in robot units ->
         [B, H, A] robot units. On delta dims every step of a chunk is taken against this state.
 
@@ -343,7 +363,10 @@ class Policy(nn.Module):
         (None: torch's global RNG) and run ``steps`` steps (None: the head's default).
 
         A multi-robot policy needs the robot's name (``embodiment``); ``state`` and the result then have that
-        robot's own dims, and its cameras are the only ones read (the others are masked)."""
+        robot's own dims, and its cameras are the only ones read (the others are masked).
+
+        A policy with context cameras needs ``context_images``: the episode's first frames of those cameras,
+        uint8 [B, H, W, 3] each."""
         was_training = self.training
         self.eval()
         try:
@@ -358,7 +381,12 @@ class Policy(nn.Module):
                 ids = torch.full((b,), index, dtype=torch.long, device=self.device)
                 blank = torch.zeros(b, self.config.image_size, self.config.image_size, 3, dtype=torch.uint8)
                 images = {cam: images.get(cam, blank) for cam in self.config.cameras}
-            features = self.encode({k: v.to(self.device) for k, v in images.items()}, model_state, instructions, ids)
+                if context_images is not None:
+                    context_images = {cam: context_images.get(cam, blank) for cam in self.config.context_cameras}
+            context = ({k: v.to(self.device) for k, v in context_images.items()} if context_images is not None
+                       else None)
+            features = self.encode({k: v.to(self.device) for k, v in images.items()}, model_state, instructions, ids,
+                                   context)
             self._last_features = features
             self._last_embodiment = index
             actions = self._head_for(index).predict(features, generator=generator, steps=steps,
@@ -378,11 +406,17 @@ class Policy(nn.Module):
         set by ``reset(seed=...)``, else from torch's global RNG.
 
         A multi-robot policy reads the robot's name from ``embodiment``, else from ``obs["embodiment"]``, and
-        returns that robot's dims in its own units."""
+        returns that robot's dims in its own units.
+
+        A policy with context cameras reads the episode's first frames from ``obs["context_images"]``, else
+        remembers those of the first observation it sees after ``reset()``."""
         embodiment = self._obs_embodiment(obs, embodiment)
         images, state, instruction = self._check_obs(obs, embodiment)
+        context = self._context_of(obs, images)
         chunk = self.predict_chunks({k: v[None] for k, v in images.items()}, state[None], [instruction],
-                                    generator=self._generator(seed, generator), steps=steps, embodiment=embodiment)
+                                    generator=self._generator(seed, generator), steps=steps, embodiment=embodiment,
+                                    context_images=None if context is None else {k: v[None] for k, v in
+                                                                                 context.items()})
         return chunk[0].cpu().numpy().astype(np.float32)
 
     def select_action(self, obs: dict[str, Any], *, seed: int | None = None,
@@ -453,6 +487,27 @@ class Policy(nn.Module):
         self._selector = self._build_selector()
         self._episode_generator = None if seed is None else self._seeded(seed)
         self._last_features = None
+        self._episode_context = None
+
+    def _context_of(self, obs: dict[str, Any], images: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        """The first frames of the context cameras for this observation: ``obs["context_images"]`` when given,
+        else the episode's memory, which the first observation after ``reset()`` fills; None without context
+        cameras."""
+        cams = self.config.context_cameras
+        if not cams:
+            return None
+        given = obs.get("context_images")
+        if given is not None:
+            if not isinstance(given, dict) or any(cam not in given for cam in cams):
+                raise KeyError(f"observation['context_images']: expected the first frames of {cams}, got "
+                               f"{sorted(given) if isinstance(given, dict) else type(given).__name__}")
+            return {cam: self._image_tensor(given[cam], f"observation['context_images'][{cam!r}]") for cam in cams}
+        if self._episode_context is None:
+            missing = [cam for cam in cams if cam not in images]
+            if missing:
+                raise KeyError(f"observation['images'] is missing context camera(s) {missing}")
+            self._episode_context = {cam: images[cam].clone() for cam in cams}
+        return self._episode_context
 
     def _seeded(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(int(seed))
@@ -488,10 +543,16 @@ class Policy(nn.Module):
             if names is None or len(names) != b:
                 raise KeyError(f"batch['embodiment']: a multi-robot policy needs {b} robot names (one of "
                                f"{self.registry.names} per sample)")
-        for cam in c.cameras:
-            img = batch["images"][cam]
+        if c.context_cameras:
+            ctx = batch.get("context_images")
+            missing = [cam for cam in c.context_cameras if not isinstance(ctx, dict) or cam not in ctx]
+            if missing:
+                raise KeyError(f"batch['context_images'] is missing the first frames of context camera(s) {missing}")
+        views = [("images", cam) for cam in c.cameras] + [("context_images", cam) for cam in c.context_cameras]
+        for key, cam in views:
+            img = batch[key][cam]
             if img.dtype != torch.uint8 or img.ndim != 4 or img.shape[0] != b or img.shape[-1] != 3:
-                raise ValueError(f"batch['images'][{cam!r}]: expected uint8 [{b}, H, W, 3], got "
+                raise ValueError(f"batch[{key!r}][{cam!r}]: expected uint8 [{b}, H, W, 3], got "
                                  f"{img.dtype} {tuple(img.shape)}")
 
     def _obs_embodiment(self, obs: Any, embodiment: str | None) -> str | None:
@@ -519,12 +580,7 @@ class Policy(nn.Module):
         cams = [cam for cam in cameras if cam not in obs["images"]]
         if cams:
             raise KeyError(f"observation['images'] is missing camera(s) {cams} (has {sorted(obs['images'])})")
-        images = {}
-        for cam in cameras:
-            img = np.asarray(obs["images"][cam])
-            if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
-                raise ValueError(f"observation['images'][{cam!r}]: expected uint8 HxWx3, got {img.dtype} {img.shape}")
-            images[cam] = torch.from_numpy(np.ascontiguousarray(img))
+        images = {cam: self._image_tensor(obs["images"][cam], f"observation['images'][{cam!r}]") for cam in cameras}
         state = np.asarray(obs["state"], dtype=np.float32)
         if state.shape != (state_dim,):
             raise ValueError(f"observation['state']: expected shape ({state_dim},), got {state.shape}"
@@ -534,6 +590,13 @@ class Policy(nn.Module):
             raise ValueError(f"observation['instruction']: expected a non-empty string, got {instruction!r} "
                              "(only policies trained with instruction_dropout > 0 accept '')")
         return images, torch.from_numpy(state), instruction
+
+    @staticmethod
+    def _image_tensor(value: Any, where: str) -> torch.Tensor:
+        img = np.asarray(value)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
+            raise ValueError(f"{where}: expected uint8 HxWx3, got {img.dtype} {img.shape}")
+        return torch.from_numpy(np.ascontiguousarray(img))
 
     # ---- save / load ---------------------------------------------------------------------------------
     def pretrained_prefixes(self) -> list[str]:

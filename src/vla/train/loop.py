@@ -105,7 +105,8 @@ def _single_data(config: TrainConfig, init: Policy | None, run: Path, info: dist
     cache = concat_caches([_prepare_cache(config, fields, run, info, d)
                            for d in (config.dataset, *config.extra_datasets)])
     pcfg = _policy_config(config, cache) if init is None else _init_config(init.config, cache)
-    sampler = BatchSampler(cache, config.batch_size, pcfg.chunk, pcfg.cameras, config.seed, info.rank)
+    sampler = BatchSampler(cache, config.batch_size, pcfg.chunk, pcfg.cameras, config.seed, info.rank,
+                           pcfg.context_cameras)
     return _Data(sampler, pcfg, stats, None, cache.num_frames, cache.env_state, cache.root)
 
 
@@ -159,7 +160,7 @@ def _mixture_data(config: TrainConfig, init: Policy | None, run: Path, info: dis
         registry_out = registry if multi else None
     sampler = MixtureSampler(caches, names, [e.weight for e in entries], config.mixture_balance, config.batch_size,
                              pcfg.chunk, pcfg.cameras, pcfg.image_size, config.seed, info.rank, multi_robot=multi,
-                             state_dim=pcfg.state_dim, action_dim=pcfg.action_dim)
+                             state_dim=pcfg.state_dim, action_dim=pcfg.action_dim, context_cameras=pcfg.context_cameras)
     env = [c.env_state for c in caches]
     env_state = np.concatenate(env) if all(x is not None for x in env) else None  # type: ignore[arg-type]
     return _Data(sampler, pcfg, stats, registry_out, sum(c.num_frames for c in caches), env_state, caches[0].root)

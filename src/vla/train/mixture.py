@@ -24,7 +24,7 @@ from vla.models.embodiments import Embodiment, EmbodimentRegistry
 from vla.models.normalize import NormalizationStats
 
 from .cache import ACTION_KEY, STATE_KEY, TrainingCache
-from .sampler import action_chunks
+from .sampler import action_chunks, episode_starts
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,8 @@ class MixtureSampler:
 
     def __init__(self, caches: list[TrainingCache], embodiments: list[str], weights: list[float], balance: bool,
                  batch_size: int, chunk: int, cameras: list[str], image_size: int, seed: int, rank: int = 0,
-                 multi_robot: bool = True, state_dim: int | None = None, action_dim: int | None = None) -> None:
+                 multi_robot: bool = True, state_dim: int | None = None, action_dim: int | None = None,
+                 context_cameras: list[str] | None = None) -> None:
         if not len(caches) == len(embodiments) == len(weights):
             raise ValueError("MixtureSampler: one embodiment name and weight per cache")
         self.caches, self.embodiments = caches, embodiments
@@ -136,6 +137,7 @@ class MixtureSampler:
         self.probs = w / w.sum()
         self.batch_size, self.chunk, self.cameras, self.image_size = batch_size, chunk, list(cameras), image_size
         self.seed, self.rank, self.multi_robot = seed, rank, multi_robot
+        self.context_cameras = list(context_cameras or [])
         # padded sizes: the policy's (it may know larger robots than these datasets hold), else the largest here
         self.state_dim = state_dim or max(c.state.shape[1] for c in caches)
         self.action_dim = action_dim or max(c.action.shape[1] for c in caches)
@@ -156,6 +158,7 @@ class MixtureSampler:
         which, frames = self.draw(step)
         b, h, s = self.batch_size, self.chunk, self.image_size
         images = {cam: np.zeros((b, s, s, 3), np.uint8) for cam in self.cameras}
+        context = {cam: np.zeros((b, s, s, 3), np.uint8) for cam in self.context_cameras}
         state = np.zeros((b, self.state_dim), np.float32)
         action = np.zeros((b, h, self.action_dim), np.float32)
         mask = np.zeros((b, h), bool)
@@ -169,6 +172,11 @@ class MixtureSampler:
             for cam in self.cameras:
                 if cam in c.images:  # a camera this robot lacks stays blank (the policy masks it)
                     images[cam][rows] = c.images[cam][idx]
+            if context:
+                first = episode_starts(c, idx)
+                for cam in self.context_cameras:
+                    if cam in c.images:
+                        context[cam][rows] = c.images[cam][first]
             for r, i in zip(rows, c.instruction_id[idx], strict=True):
                 instructions[r] = c.instructions[i]
             if self.env_state:
@@ -181,6 +189,8 @@ class MixtureSampler:
             "state": torch.from_numpy(state), "instruction": instructions,
             "action": torch.from_numpy(action), "action_mask": torch.from_numpy(mask),
         }
+        if context:
+            batch["context_images"] = {cam: torch.from_numpy(v) for cam, v in context.items()}
         if self.multi_robot:
             batch["embodiment"] = [self.embodiments[d] for d in which]
         if env is not None:

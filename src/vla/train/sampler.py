@@ -1,4 +1,5 @@
-"""Batches from the training cache: a random frame + the next H actions with a mask; prefetched.
+"""Batches from the training cache: a random frame + the next H actions with a mask (+ the first frame of
+its episode for context cameras); prefetched.
 
 The batch of step ``s`` depends only on (seed, rank, s), so a resumed run sees exactly the batches
 the uninterrupted run would have seen.
@@ -25,13 +26,21 @@ def action_chunks(cache: TrainingCache, idx: np.ndarray, chunk: int) -> tuple[np
     return cache.action[np.minimum(offsets, end - 1)], offsets < end
 
 
+def episode_starts(cache: TrainingCache, idx: np.ndarray) -> np.ndarray:
+    """The global index of the first frame of each frame ``idx``'s episode [B] (episodes are contiguous)."""
+    ends = np.unique(cache.episode_end)  # sorted exclusive ends, one per episode
+    starts = np.concatenate([[0], ends[:-1]])
+    return starts[np.searchsorted(ends, idx, side="right")]
+
+
 class BatchSampler:
     """Deterministic random batches in the format of docs/contracts.md (robot units)."""
 
     def __init__(self, cache: TrainingCache, batch_size: int, chunk: int, cameras: list[str], seed: int,
-                 rank: int = 0) -> None:
+                 rank: int = 0, context_cameras: list[str] | None = None) -> None:
         self.cache, self.batch_size, self.chunk = cache, batch_size, chunk
         self.cameras, self.seed, self.rank = list(cameras), seed, rank
+        self.context_cameras = list(context_cameras or [])
 
     def indices(self, step: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, self.rank, step])
@@ -48,6 +57,10 @@ class BatchSampler:
             "action": torch.from_numpy(actions),
             "action_mask": torch.from_numpy(mask),
         }
+        if self.context_cameras:
+            first = episode_starts(c, idx)  # sorted, as idx is
+            batch["context_images"] = {cam: torch.from_numpy(np.ascontiguousarray(c.images[cam][first]))
+                                       for cam in self.context_cameras}
         if c.env_state is not None:  # an auxiliary target (vla.models.aux_env_state), never an input
             batch["environment_state"] = torch.from_numpy(c.env_state[idx])
         return batch
