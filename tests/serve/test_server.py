@@ -258,3 +258,26 @@ def test_connections_beyond_the_limit_get_503_and_the_others_carry_on():
         assert np.allclose(c.infer(obs(3.0))["actions"], 6.0)
         a.close()
         c.close()
+
+
+def test_each_connection_keeps_its_own_first_frame_for_context_cameras():
+    """A policy with context cameras gets each connection's episode-first frame, renewed by reset=True."""
+    def model(o: dict) -> np.ndarray:
+        first = float(o["context_images"]["cam"].mean())  # the remembered first frame's value
+        return np.full((6, 4), first, np.float32)
+
+    srv = PolicyServer(model, {"policy": {"name": "ctx"}, "context_cameras": ["cam"]}, SPEC, port=0).start()
+    try:
+        def frame(v: int) -> dict:
+            return obs(images={"cam": np.full((8, 8, 3), v, np.uint8)})
+
+        with PolicyClient(srv.url) as a, PolicyClient(srv.url) as b:
+            assert a.metadata["context_cameras"] == ["cam"]
+            assert a.infer(frame(10))["actions"][0, 0] == 10  # a's first observation
+            assert b.infer(frame(50))["actions"][0, 0] == 50  # b has its own
+            assert a.infer(frame(20))["actions"][0, 0] == 10  # still a's first frame
+            assert a.infer({**frame(30), "reset": True})["actions"][0, 0] == 30  # a new episode
+            assert a.infer(frame(40))["actions"][0, 0] == 30
+            assert b.infer(frame(60))["actions"][0, 0] == 50
+    finally:
+        srv.stop()

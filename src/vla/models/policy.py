@@ -493,8 +493,9 @@ class Policy(nn.Module):
         """The first frames of the context cameras for this observation: ``obs["context_images"]`` when given,
         else the episode's memory, which the first observation after ``reset()`` fills; None without context
         cameras."""
-        cams = self.config.context_cameras
-        if not cams:
+        # a context camera is needed where its current frame is (a robot without that camera has neither)
+        cams = [cam for cam in self.config.context_cameras if cam in images]
+        if not self.config.context_cameras:
             return None
         given = obs.get("context_images")
         if given is not None:
@@ -503,9 +504,6 @@ class Policy(nn.Module):
                                f"{sorted(given) if isinstance(given, dict) else type(given).__name__}")
             return {cam: self._image_tensor(given[cam], f"observation['context_images'][{cam!r}]") for cam in cams}
         if self._episode_context is None:
-            missing = [cam for cam in cams if cam not in images]
-            if missing:
-                raise KeyError(f"observation['images'] is missing context camera(s) {missing}")
             self._episode_context = {cam: images[cam].clone() for cam in cams}
         return self._episode_context
 

@@ -65,6 +65,9 @@ def load_policy_service(path: str | Path, device: str = "cpu") -> tuple[Callable
         "state_dim": c.state_dim, "action_dim": c.action_dim,
         "state_names": list(state_names), "action_names": list(action_names),
         "chunk": c.chunk, "n_action_steps": c.n_action_steps, "fps": emb.get("fps"),
+        # the server keeps these cameras' first frame of each episode (a connection's first observation, or
+        # the one sent with reset=True) and feeds it beside the current one
+        "context_cameras": list(c.context_cameras),
         "robot_type": emb.get("robot_type"), "instruction": "string (empty allowed)" if c.instruction_dropout > 0
         else "non-empty string",
     }

@@ -4,7 +4,9 @@ Per connection: the server sends its metadata first; then each binary frame is o
 each reply is ``{"actions": float32 [H, A] (robot units, after the safety filter), "server_timing": {...},
 "safety": {...} | None}``; with a failure monitor the reply also has ``"monitor": {"score", "alarm", "step",
 "alarms", "first_alarm_step"}`` (``vla.serve.monitor.RequestMonitor``, one per connection). Bad input gets
-a text frame ``error: <field>: <what was expected>`` and the connection stays open. The API key
+a text frame ``error: <field>: <what was expected>`` and the connection stays open. For a policy with
+context cameras (metadata ``context_cameras``) each connection keeps the first frames of its episode (its
+first observation, then each one sent with ``reset: true``) and passes them as ``obs["context_images"]``. The API key
 (``Authorization: Api-Key KEY``) is compared in constant time during
 the HTTP handshake, before any frame is read; ``GET /healthz`` answers JSON on the same port.
 
@@ -157,6 +159,7 @@ class PolicyServer:
             from vla.serve.monitor import RequestMonitor
 
             monitor = RequestMonitor(self.monitor, self.metadata["monitor"]["steps_per_request"])
+        session: dict[str, Any] = {}  # this connection's episode memory (first frames for context cameras)
         try:
             ws.send(pack(self.metadata))
             while True:
@@ -165,7 +168,7 @@ class PolicyServer:
                 except TimeoutError:
                     ws.close(1000, f"idle for {self.idle_timeout_s:g} s")
                     return
-                ws.send(self._reply(message, safety, monitor))
+                ws.send(self._reply(message, safety, monitor, session))
         except ConnectionClosed:
             pass
         except Exception:  # never let one connection take the server down
@@ -173,7 +176,8 @@ class PolicyServer:
         finally:
             self._count(connections=-1)
 
-    def _reply(self, message: str | bytes, safety: Any, monitor: Any = None) -> bytes | str:
+    def _reply(self, message: str | bytes, safety: Any, monitor: Any = None,
+               session: dict[str, Any] | None = None) -> bytes | str:
         """Decode, validate, infer, filter -> the packed reply, or an ``error: ...`` text (never raises)."""
         t0 = time.perf_counter()
         try:
@@ -184,6 +188,11 @@ class PolicyServer:
             self._count(errors=1)
             return f"error: {exc}"
         decode_s = time.perf_counter() - t0
+        context = self.metadata.get("context_cameras") or []
+        if context and session is not None:
+            if obs["reset"] or "context_images" not in session:
+                session["context_images"] = {cam: obs["images"][cam] for cam in context if cam in obs["images"]}
+            obs["context_images"] = session["context_images"]
         try:
             with self._model_lock:
                 t1 = time.perf_counter()
