@@ -63,8 +63,9 @@ def embodiment(cameras: tuple[str, ...]):
         control_rate_hz=CONTROL_RATE_HZ, cameras=list(cameras), gripper_dims=[3])
 
 
-def provenance(ep: ExpertEpisode, cameras: tuple[str, ...], image_size: int, steps_after_success: int):
-    """Provenance of one scripted episode."""
+def provenance(ep: ExpertEpisode, cameras: tuple[str, ...], image_size: int, steps_after_success: int,
+               perturbation: dict[str, float] | None = None):
+    """Provenance of one scripted episode (``perturbation``: the DART-style settings it was collected with)."""
     from vla.data import Provenance
 
     mw_version = metadata.version("metaworld")
@@ -79,7 +80,8 @@ def provenance(ep: ExpertEpisode, cameras: tuple[str, ...], image_size: int, ste
         source={"format": "metaworld", "path": f"metaworld/{ep.task}", "sha256": None,
                 "metaworld_version": mw_version, "seed": ep.seed, "attempt": ep.attempt},
         license="MIT",
-        extra={"success_step": ep.success_step, "seed_range": "collection"},
+        extra={"success_step": ep.success_step, "seed_range": "collection",
+               **({"perturbation": perturbation} if perturbation else {})},
     )
 
 
@@ -120,8 +122,13 @@ def collect_metaworld(
     max_attempts_factor: float = 3.0,
     overwrite: bool = False,
     progress: bool = True,
+    action_noise: float = 0.0,
+    start_steps: int = 0,
 ) -> dict[str, Any]:
     """Collect ``episodes_per_task`` successful expert demonstrations per task of ``suite`` into ``out``.
+
+    ``action_noise`` / ``start_steps``: DART-style perturbations of the executed actions and of the start
+    pose (``vla.sim.rollout``); the recorded actions stay the expert's.
 
     Returns a summary: kept/rejected episodes per task, frames, wall time, frames/s.
     """
@@ -133,10 +140,17 @@ def collect_metaworld(
         raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if not 0.0 <= action_noise <= 1.0:
+        raise ValueError(f"action_noise must be in [0, 1] (std of the noise in action units), got {action_noise}")
+    if start_steps < 0:
+        raise ValueError(f"start_steps must be >= 0, got {start_steps}")
+    perturbation = ({"action_noise": float(action_noise), "start_steps": int(start_steps)}
+                    if action_noise or start_steps else None)
     max_attempts = max(episodes_per_task + 1, int(episodes_per_task * max_attempts_factor))
     states = [TaskState(t, suite.task_index(t)) for t in suite.tasks]
     config = {"cameras": cameras, "image_size": image_size, "max_steps": max_steps,
-              "steps_after_success": steps_after_success}
+              "steps_after_success": steps_after_success, "action_noise": float(action_noise),
+              "start_steps": int(start_steps)}
     window = 2 * workers
     t0 = time.perf_counter()
     writer = DatasetWriter(out, fps=CONTROL_RATE_HZ, features=features(cameras, image_size), robot_type="sawyer",
@@ -148,7 +162,7 @@ def collect_metaworld(
         with writer, bar:
             totals = collect_ordered(
                 states, lambda st, k: pool.submit(worker_episode, st.task, k, seeds.collection_seed(seed, st.index, k)),
-                lambda ep: _write_episode(writer, ep, cameras, image_size, steps_after_success),
+                lambda ep: _write_episode(writer, ep, cameras, image_size, steps_after_success, perturbation),
                 episodes_per_task, max_attempts, window, bar, len(cameras))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -161,6 +175,8 @@ def collect_metaworld(
         "image_size": image_size,
         "workers": workers,
         "seed": seed,
+        "action_noise": float(action_noise),
+        "start_steps": int(start_steps),
         "episodes": sum(s.kept for s in states),
         "frames": totals["frames"],
         "kept": {s.task: s.kept for s in states},
@@ -231,7 +247,8 @@ def collect_ordered(states: list[TaskState], submit: Callable[[TaskState, int], 
     return totals
 
 
-def _write_episode(writer, ep: ExpertEpisode, cameras: tuple[str, ...], image_size: int, after: int) -> None:
+def _write_episode(writer, ep: ExpertEpisode, cameras: tuple[str, ...], image_size: int, after: int,
+                   perturbation: dict[str, float] | None = None) -> None:
     for t in range(len(ep.actions)):
         frame = {"observation.state": ep.states[t], "action": ep.actions[t]}
         if ep.env_states is not None:
@@ -239,4 +256,4 @@ def _write_episode(writer, ep: ExpertEpisode, cameras: tuple[str, ...], image_si
         for cam in cameras:
             frame[f"observation.images.{cam}"] = ep.images[cam][t]
         writer.add_frame(frame, task=ep.instruction)
-    writer.save_episode(provenance(ep, cameras, image_size, after))
+    writer.save_episode(provenance(ep, cameras, image_size, after, perturbation))

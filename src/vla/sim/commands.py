@@ -21,6 +21,11 @@ def _metaworld(
     max_steps: int = typer.Option(500, "--max-steps", min=1, help="Step limit per attempt."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    action_noise: float = typer.Option(0.0, "--action-noise", min=0.0, max=1.0,
+                                       help="DART: std of Gaussian noise on the executed arm actions (labels stay "
+                                            "the expert's)."),
+    start_steps: int = typer.Option(0, "--start-steps", min=0,
+                                    help="Up to this many unrecorded random arm steps before each episode."),
 ) -> None:
     """Collect scripted-expert MetaWorld demonstrations (successful episodes only) into a dataset."""
     from vla.sim.collect import collect_metaworld
@@ -28,7 +33,8 @@ def _metaworld(
     cams = tuple(c.strip() for c in cameras.split(",") if c.strip())
     summary = collect_metaworld(suite, out, episodes_per_task=episodes_per_task, cameras=cams,
                                 image_size=image_size, workers=workers, seed=seed, max_steps=max_steps,
-                                overwrite=overwrite, progress=True)
+                                overwrite=overwrite, progress=True, action_noise=action_noise,
+                                start_steps=start_steps)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

@@ -1,5 +1,12 @@
 """Scripted-expert rollouts: one episode of any env with ``expert_action()`` (MetaWorld, robosuite).
 
+Optional perturbations (DART-style, Laskey et al. 2017) make demonstrations that a policy cannot imitate
+from the arm's own motion alone: ``start_steps`` unrecorded steps of one random arm action before the
+episode starts (the arm then starts away from its fixed home), and ``action_noise`` Gaussian noise added to
+the executed arm actions while the recorded label stays the expert's clean action for the state it saw.
+The gripper (last action dim) is never perturbed. Without them, in MetaWorld's reach the hand's position
+tells where the goal is for every frame but the first, and a policy learns that instead of the goal.
+
 Also the worker side of parallel collection: each worker process keeps its own environment
 (rebuilt when the task changes) and returns finished episodes as numpy arrays.
 """
@@ -32,11 +39,21 @@ class ExpertEpisode:
 
 
 def run_expert_episode(env, seed: int, attempt: int = 0, steps_after_success: int = 10,
-                       keep_failed: bool = False) -> ExpertEpisode:
+                       keep_failed: bool = False, action_noise: float = 0.0, start_steps: int = 0) -> ExpertEpisode:
     """Reset ``env`` with ``seed``, let the expert act until ``steps_after_success`` steps past the
-    first success (or the step limit); failed episodes come back without frames unless ``keep_failed``."""
+    first success (or the step limit); failed episodes come back without frames unless ``keep_failed``.
+    ``start_steps`` and ``action_noise``: the perturbations of the module docstring, drawn from ``seed``."""
     t0 = time.perf_counter()
     obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng([seed, 0xDA27])
+    if start_steps > 0:  # one random arm direction held for a random number of unrecorded steps
+        n = int(rng.integers(0, start_steps + 1))
+        direction = env.expert_action() * 0.0
+        direction[:-1] = rng.uniform(-1.0, 1.0, direction.shape[0] - 1)
+        for _ in range(n):
+            obs, _, terminated, truncated, _ = env.step(direction)
+            if terminated or truncated:
+                break
     states, actions, env_states = [], [], []
     records_env_state = hasattr(type(env), "environment_state")  # MetaWorld's privileged state, where the env has one
     images: dict[str, list[np.ndarray]] = {c: [] for c in env.cameras}
@@ -50,7 +67,11 @@ def run_expert_episode(env, seed: int, attempt: int = 0, steps_after_success: in
         actions.append(action)
         for cam, img in obs["images"].items():
             images[cam].append(img)
-        obs, _, terminated, truncated, info = env.step(action)
+        executed = action
+        if action_noise > 0:
+            executed = action.copy()
+            executed[:-1] = np.clip(action[:-1] + rng.normal(0.0, action_noise, action.shape[0] - 1), -1.0, 1.0)
+        obs, _, terminated, truncated, info = env.step(executed)
         steps += 1
         if info["success"] and success_step is None:
             success_step = steps - 1
@@ -94,4 +115,5 @@ def worker_episode(task: str, attempt: int, seed: int) -> ExpertEpisode:
             _ENV.close()
         _ENV = MetaWorldEnv(task, cameras=_CONFIG["cameras"], image_size=_CONFIG["image_size"],
                             seed=seed, max_steps=_CONFIG["max_steps"])
-    return run_expert_episode(_ENV, seed, attempt, _CONFIG["steps_after_success"])
+    return run_expert_episode(_ENV, seed, attempt, _CONFIG["steps_after_success"],
+                              action_noise=_CONFIG.get("action_noise", 0.0), start_steps=_CONFIG.get("start_steps", 0))
