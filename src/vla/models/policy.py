@@ -220,15 +220,14 @@ class Policy(nn.Module):
             pixels.append(resize(to_float_nchw(img), c.image_size))  # [B, 3, S, S]
         if len(self.vision) == 1:
             conds = torch.cat([cond + self.camera_emb[i] for i, _ in views]) if cond is not None else None
-            view_tokens = list(self.vision[0](torch.cat(pixels), conds).split(b))  # each [B, T, d]
+            cam_tokens = list(self.vision[0](torch.cat(pixels), conds).split(b))  # each [B, T, d]
         else:
-            view_tokens = [self.vision[i](x, None if cond is None else cond + self.camera_emb[i])
-                           for (i, _), x in zip(views, pixels, strict=True)]
-        view_tokens = [t + self.camera_emb[i] for (i, _), t in zip(views, view_tokens, strict=True)]
-        n_cur = len(c.cameras)
-        if self.context_emb is not None:
-            view_tokens[n_cur:] = [t + self.context_emb[j] for j, t in enumerate(view_tokens[n_cur:])]
-        cam_tokens = view_tokens
+            cam_tokens = [self.vision[i](x, None if cond is None else cond + self.camera_emb[i])
+                          for (i, _), x in zip(views, pixels, strict=True)]
+        cam_tokens = [t + self.camera_emb[i] for (i, _), t in zip(views, cam_tokens, strict=True)]
+        if self.context_emb is not None:  # the first frames come after the current ones
+            n = len(c.cameras)
+            cam_tokens[n:] = [t + self.context_emb[j] for j, t in enumerate(cam_tokens[n:])]
         ones = lambda n: torch.ones(b, n, dtype=torch.bool, device=self.device)  # noqa: E731
         if embodiment_ids is None:
             state_tok = self.state_proj(self.normalizer.state(state.float()))[:, None]  # [B, 1, d]
@@ -493,10 +492,10 @@ class Policy(nn.Module):
         """The first frames of the context cameras for this observation: ``obs["context_images"]`` when given,
         else the episode's memory, which the first observation after ``reset()`` fills; None without context
         cameras."""
-        # a context camera is needed where its current frame is (a robot without that camera has neither)
-        cams = [cam for cam in self.config.context_cameras if cam in images]
         if not self.config.context_cameras:
             return None
+        # a context camera is needed where its current frame is (a robot without that camera has neither)
+        cams = [cam for cam in self.config.context_cameras if cam in images]
         given = obs.get("context_images")
         if given is not None:
             if not isinstance(given, dict) or any(cam not in given for cam in cams):

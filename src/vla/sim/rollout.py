@@ -48,7 +48,7 @@ def run_expert_episode(env, seed: int, attempt: int = 0, steps_after_success: in
     rng = np.random.default_rng([seed, 0xDA27])
     if start_steps > 0:  # one random arm direction held for a random number of unrecorded steps
         n = int(rng.integers(0, start_steps + 1))
-        direction = env.expert_action() * 0.0
+        direction = np.zeros_like(env.expert_action())  # the env's action shape and dtype
         direction[:-1] = rng.uniform(-1.0, 1.0, direction.shape[0] - 1)
         for _ in range(n):
             obs, _, terminated, truncated, _ = env.step(direction)

@@ -138,6 +138,7 @@ class MixtureSampler:
         self.batch_size, self.chunk, self.cameras, self.image_size = batch_size, chunk, list(cameras), image_size
         self.seed, self.rank, self.multi_robot = seed, rank, multi_robot
         self.context_cameras = list(context_cameras or [])
+        self._starts = [episode_starts(c) for c in caches] if self.context_cameras else None
         # padded sizes: the policy's (it may know larger robots than these datasets hold), else the largest here
         self.state_dim = state_dim or max(c.state.shape[1] for c in caches)
         self.action_dim = action_dim or max(c.action.shape[1] for c in caches)
@@ -172,8 +173,8 @@ class MixtureSampler:
             for cam in self.cameras:
                 if cam in c.images:  # a camera this robot lacks stays blank (the policy masks it)
                     images[cam][rows] = c.images[cam][idx]
-            if context:
-                first = episode_starts(c, idx)
+            if self._starts is not None:
+                first = self._starts[d][idx]
                 for cam in self.context_cameras:
                     if cam in c.images:
                         context[cam][rows] = c.images[cam][first]

@@ -26,11 +26,12 @@ def action_chunks(cache: TrainingCache, idx: np.ndarray, chunk: int) -> tuple[np
     return cache.action[np.minimum(offsets, end - 1)], offsets < end
 
 
-def episode_starts(cache: TrainingCache, idx: np.ndarray) -> np.ndarray:
-    """The global index of the first frame of each frame ``idx``'s episode [B] (episodes are contiguous)."""
+def episode_starts(cache: TrainingCache) -> np.ndarray:
+    """The global index of the first frame of every frame's episode [N] (episodes are contiguous); built once
+    per sampler, then indexed per batch."""
     ends = np.unique(cache.episode_end)  # sorted exclusive ends, one per episode
     starts = np.concatenate([[0], ends[:-1]])
-    return starts[np.searchsorted(ends, idx, side="right")]
+    return starts[np.searchsorted(ends, np.arange(cache.num_frames), side="right")]
 
 
 class BatchSampler:
@@ -41,6 +42,7 @@ class BatchSampler:
         self.cache, self.batch_size, self.chunk = cache, batch_size, chunk
         self.cameras, self.seed, self.rank = list(cameras), seed, rank
         self.context_cameras = list(context_cameras or [])
+        self._starts = episode_starts(cache) if self.context_cameras else None
 
     def indices(self, step: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, self.rank, step])
@@ -57,8 +59,8 @@ class BatchSampler:
             "action": torch.from_numpy(actions),
             "action_mask": torch.from_numpy(mask),
         }
-        if self.context_cameras:
-            first = episode_starts(c, idx)  # sorted, as idx is
+        if self._starts is not None:
+            first = self._starts[idx]  # sorted, as idx is
             batch["context_images"] = {cam: torch.from_numpy(np.ascontiguousarray(c.images[cam][first]))
                                        for cam in self.context_cameras}
         if c.env_state is not None:  # an auxiliary target (vla.models.aux_env_state), never an input
