@@ -180,3 +180,34 @@ def test_registry_and_config_must_agree():
     with pytest.raises(EmbodimentError, match=r"embodiments\[0\].state_dim"):
         EmbodimentRegistry.from_dict(bad)
     assert EmbodimentRegistry.from_json(reg.to_json()).to_dict() == reg.to_dict()
+
+
+@pytest.mark.parametrize("shared_vision", [True, False])
+def test_a_camera_a_robot_lacks_is_never_encoded(shared_vision):
+    """arm4 has no gripperPOV: its rows of that camera never reach the vision encoder, and a sample's features
+    are the same alone as inside a mixed batch."""
+    reg = registry()
+    cfg = tiny_config(state_dim=reg.max_state_dim, action_dim=reg.max_action_dim, embodiments=reg.names,
+                      share_vision_encoder=shared_vision)
+    torch.manual_seed(0)
+    p = Policy(cfg, reg.embodiments[0].stats, reg).eval()
+    batch = mixed_batch(p, b=4)
+    ids = torch.tensor([p._embodiment_index(n) for n in batch["embodiment"]])
+    seen: list[int] = []
+    hooks = [v.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[0])) for v in p.vision]
+    with torch.no_grad():
+        full = p.encode(batch["images"], batch["state"], batch["instruction"], ids)  # [4, H, d]
+        # 2 arm7 rows x 2 cameras + 2 arm4 rows x corner4 only
+        assert sum(seen) == 6, seen
+        seen.clear()
+        arm4 = torch.tensor([1])  # a batch of one arm4 sample: gripperPOV has no row, one row runs (DDP)
+        alone = p.encode({k: v[arm4] for k, v in batch["images"].items()}, batch["state"][arm4],
+                         ["open the drawer"], ids[arm4])
+        assert sum(seen) == 2, seen
+        other = {k: v.clone() for k, v in batch["images"].items()}
+        other["gripperPOV"][1] = 255 - other["gripperPOV"][1]  # the lacking camera's pixels change
+        changed = p.encode(other, batch["state"], batch["instruction"], ids)
+    for h in hooks:
+        h.remove()
+    assert torch.allclose(full[1], alone[0], atol=1e-5)
+    assert torch.allclose(full, changed, atol=1e-6)

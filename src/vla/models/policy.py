@@ -213,35 +213,53 @@ class Policy(nn.Module):
         # (camera index, uint8 frames): the current frame of every camera, then the first frames
         views = [(i, images[cam]) for i, cam in enumerate(c.cameras)]
         views += [(c.cameras.index(cam), context[cam]) for cam in c.context_cameras]  # type: ignore[index]
+        ids = None if embodiment_ids is None else embodiment_ids.to(self.device)
+        # rows of each view whose robot has that camera: only those are encoded (a multi-robot batch);
+        # a view no row has still encodes one row, so every encoder takes part in the step (DDP)
+        rows = [None if ids is None else self._camera_rows(self.camera_valid[ids, i]) for i, _ in views]
         pixels = []
-        for _, img in views:
+        for (_, img), r in zip(views, rows, strict=True):
+            if r is not None:
+                img = img[r.to(img.device)]
             if self.training and c.augment_shift:
                 img = random_shift(img, c.augment_shift)
-            pixels.append(resize(to_float_nchw(img), c.image_size))  # [B, 3, S, S]
+            pixels.append(resize(to_float_nchw(img), c.image_size))  # [B_v, 3, S, S]
+        counts = [x.shape[0] for x in pixels]
+        conds = [None if cond is None else (cond if r is None else cond[r]) + self.camera_emb[i]  # [B_v, d]
+                 for (i, _), r in zip(views, rows, strict=True)]
         if len(self.vision) == 1:
-            conds = torch.cat([cond + self.camera_emb[i] for i, _ in views]) if cond is not None else None
-            cam_tokens = list(self.vision[0](torch.cat(pixels), conds).split(b))  # each [B, T, d]
+            joint = torch.cat(conds) if cond is not None else None  # type: ignore[arg-type]
+            encoded = list(self.vision[0](torch.cat(pixels), joint).split(counts))  # each [B_v, T, d]
         else:
-            cam_tokens = [self.vision[i](x, None if cond is None else cond + self.camera_emb[i])
-                          for (i, _), x in zip(views, pixels, strict=True)]
-        cam_tokens = [t + self.camera_emb[i] for (i, _), t in zip(views, cam_tokens, strict=True)]
+            encoded = [self.vision[i](x, cv) for (i, _), x, cv in zip(views, pixels, conds, strict=True)]
+        cam_tokens = []
+        for (i, _), t, r in zip(views, encoded, rows, strict=True):
+            t = t + self.camera_emb[i]  # [B_v, T, d]
+            if r is not None:  # back to the whole batch; rows without the camera stay 0 and are masked below
+                t = t.new_zeros(b, *t.shape[1:]).index_copy(0, r, t)  # [B, T, d]
+            cam_tokens.append(t)
         if self.context_emb is not None:  # the first frames come after the current ones
             n = len(c.cameras)
             cam_tokens[n:] = [t + self.context_emb[j] for j, t in enumerate(cam_tokens[n:])]
         ones = lambda n: torch.ones(b, n, dtype=torch.bool, device=self.device)  # noqa: E731
-        if embodiment_ids is None:
+        if ids is None:
             state_tok = self.state_proj(self.normalizer.state(state.float()))[:, None]  # [B, 1, d]
             cam_masks = [ones(t.shape[1]) for t in cam_tokens]
         else:
-            ids = embodiment_ids.to(self.device)
             state_tok = (self._robot_state_tokens(state.float(), ids) + self.embodiment_emb[ids])[:, None]  # [B, 1, d]
-            # a camera a robot does not have: its (blank) image tokens are masked out of attention
+            # a camera a robot does not have: its tokens (zeros, never encoded) are masked out of attention
             cam_masks = [self.camera_valid[ids, i][:, None].expand(b, t.shape[1])
                          for (i, _), t in zip(views, cam_tokens, strict=True)]
         readouts = self.readouts[None].expand(b, -1, -1)
         seq = torch.cat([lang, *cam_tokens, state_tok, readouts], dim=1)
         key_mask = torch.cat([lmask, *cam_masks, ones(1 + c.chunk)], dim=1)
         return self.backbone(seq, key_mask)[:, -c.chunk:]
+
+    @staticmethod
+    def _camera_rows(valid: torch.Tensor) -> torch.Tensor:
+        """Indices of the rows that have a camera ([B] bool -> [B_v]); row 0 when none has it."""
+        r = valid.nonzero().flatten()
+        return r if r.numel() else torch.zeros(1, dtype=torch.long, device=valid.device)
 
     def _robot_state_tokens(self, state: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Padded dataset-unit states [B, S_max] of mixed robots -> state features [B, d]."""
