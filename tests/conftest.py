@@ -1,4 +1,5 @@
-"""Shared test settings: single-threaded math, headless rendering, paths to the shared fixtures."""
+"""Shared test settings: single-threaded math, headless rendering, the Hypothesis profile, paths to the shared
+fixtures."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# CI runs the property tests on a fixed example sequence (HYPOTHESIS_PROFILE=ci, set by .ci/run), so a red run
+# can be reproduced from its commit; locally each run explores new examples
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VLA_SHARED", REPO.parent / "shared"))

@@ -1,0 +1,165 @@
+"""MetaWorld MT10 inside a cross-embodiment mixture, and MT10's data-efficiency curve (issue 15).
+
+Runs (each skipped when its output exists, so an interrupted benchmark continues where it stopped):
+
+- ``alone``: the default policy trained on the MT10 dataset alone;
+- ``cotrained``: the same recipe and number of steps on a mixture of the MT10 dataset and every robosuite
+  dataset under ``--robosuite`` (one per robot; equal weights pool the frames, `vla.train.mixture`), with the
+  cameras of both simulators (a sample's missing cameras are masked, never encoded);
+- ``demos<K>``: the default recipe on the first K demos of each MT10 task (``episodes=``), for the curve.
+
+Every policy is evaluated on MT10 with train and held-out instructions (``--episodes-per-task`` per task,
+seeds never used in collection); the co-trained one also on robosuite (its robots, 10 episodes each).
+
+    python benchmarks/mt10_transfer.py --mt10 /work/data/mt10 --robosuite /work/data/rs_lift128 \\
+        --runs /work/runs/mt10_transfer --runs-to alone,cotrained [--steps 8000]
+
+Writes benchmarks/results/mt10_transfer.json (or --out): per run, MT10 success per split and task with 95%
+intervals, robosuite success per robot, training time and samples/s, the machine; the co-trained minus alone
+difference per split with a two-proportion 95% interval; the data-efficiency points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine_info, write_result  # noqa: E402
+from _stages import run_logged as _run  # noqa: E402
+from vla.data import Dataset  # noqa: E402
+from vla.eval.metrics import wilson_interval  # noqa: E402
+
+MT10_CAMERAS = ["corner4", "gripperPOV"]
+ROBOSUITE_CAMERAS = ["agentview", "robot0_eye_in_hand"]
+
+
+def first_demos_per_task(path: Path, k: int) -> list[int]:
+    """Indices of the first ``k`` episodes of each MetaWorld task (provenance source path metaworld/<task>)."""
+    ds = Dataset.open(path)
+    by_task: dict[str, list[int]] = defaultdict(list)
+    for i in ds.episode_indices:
+        prov = ds.episode(i).provenance or {}
+        task = str((prov.get("source") or {}).get("path", "")).removeprefix("metaworld/")
+        if not task:
+            raise SystemExit(f"{path}: episode {i} has no provenance source path naming its MetaWorld task")
+        by_task[task].append(i)
+    short = {t: len(v) for t, v in by_task.items() if len(v) < k}
+    if short:
+        raise SystemExit(f"{path}: fewer than {k} episodes for {short}")
+    return sorted(i for v in by_task.values() for i in v[:k])
+
+
+def split_success(report: dict[str, Any]) -> dict[str, Any]:
+    tasks = {t: {"successes": v["successes"], "episodes": v["episodes"]} for t, v in report["tasks"].items()}
+    k = sum(v["successes"] for v in tasks.values())
+    n = sum(v["episodes"] for v in tasks.values())
+    return {"success_rate": k / n, "successes": k, "episodes": n, "ci95": list(wilson_interval(k, n)),
+            "tasks": tasks}
+
+
+def difference_ci(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
+    """a - b of two success rates with a normal-approximation 95% interval (Wald, unpooled)."""
+    pa, pb = a["success_rate"], b["success_rate"]
+    se = math.sqrt(pa * (1 - pa) / a["episodes"] + pb * (1 - pb) / b["episodes"])
+    d = pa - pb
+    return {"difference": d, "ci95": [d - 1.96 * se, d + 1.96 * se]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mt10", type=Path, required=True, help="the MT10 dataset (vla collect metaworld --suite mt10)")
+    ap.add_argument("--robosuite", type=Path, default=None, help="folder of per-robot robosuite datasets")
+    ap.add_argument("--runs", type=Path, required=True)
+    ap.add_argument("--runs-to", default="alone,cotrained", help="alone, cotrained, demos<K> (comma-separated)")
+    ap.add_argument("--steps", type=int, default=8000)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--nproc", type=int, default=2)
+    ap.add_argument("--episodes-per-task", type=int, default=10)
+    ap.add_argument("--robosuite-episodes", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache-dir", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "mt10_transfer.json")
+    args = ap.parse_args()
+    wanted = [r.strip() for r in args.runs_to.split(",") if r.strip()]
+    args.runs.mkdir(parents=True, exist_ok=True)
+    log = args.runs / "log.txt"
+    vla = [sys.executable, "-m", "vla.cli"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc),
+                "-m", "vla.train"]
+    cache = args.cache_dir or args.runs / "cache"
+    common = [f"steps={args.steps}", f"batch_size={args.batch_size}", f"seed={args.seed}", f"cache_dir={cache}",
+              "progress=false"]
+    robots = (sorted(p.name for p in args.robosuite.iterdir() if (p / "meta" / "info.json").is_file())
+              if args.robosuite else [])
+    times_file = args.runs / "times.json"
+    times: dict[str, float] = json.loads(times_file.read_text()) if times_file.is_file() else {}
+
+    def train(name: str, extra: list[str]) -> Path:
+        run = args.runs / name
+        if not (run / "policy" / "model.safetensors").is_file():
+            times[f"train_{name}_s"] = _run([*torchrun, *extra, "--out", str(run), *common], log)
+            times_file.write_text(json.dumps(times, indent=1))
+        return run
+
+    def evaluate(run: Path, suite: str, split: str | None, robot: str | None, episodes: int) -> dict[str, Any]:
+        tag = split or robot
+        out = run / f"eval_{tag}"
+        if not (out / "report.json").is_file():
+            cmd = [*vla, "eval", "--policy", str(run), "--suite", suite, "--episodes-per-task", str(episodes),
+                   "--workers", str(args.workers), "--max-steps", "400" if split else "150", "--seed",
+                   str(args.seed), "--out", str(out)]
+            cmd += ["--split", split] if split else ["--robot", str(robot)]
+            times[f"eval_{run.name}_{tag}_s"] = _run(cmd, log)
+            times_file.write_text(json.dumps(times, indent=1))
+        return split_success(json.loads((out / "report.json").read_text()))
+
+    results: dict[str, Any] = {}
+    for name in wanted:
+        if name == "alone":
+            run = train(name, ["--dataset", str(args.mt10)])
+        elif name == "cotrained":
+            if not robots:
+                raise SystemExit("cotrained needs --robosuite with at least one robot dataset")
+            datasets = ["--dataset", str(args.mt10)]
+            datasets += [x for r in robots for x in ("--dataset", str(args.robosuite / r))]
+            run = train(name, [*datasets, f"policy.cameras=[{','.join(MT10_CAMERAS + ROBOSUITE_CAMERAS)}]"])
+        elif name.startswith("demos") and name[5:].isdigit():
+            eps = first_demos_per_task(args.mt10, int(name[5:]))
+            run = train(name, ["--dataset", str(args.mt10), f"episodes={','.join(map(str, eps))}"])
+        else:
+            raise SystemExit(f"--runs-to: unknown run {name!r} (alone, cotrained, demos<K>)")
+        summary = json.loads((run / "summary.json").read_text())
+        entry: dict[str, Any] = {
+            "mt10": {s: evaluate(run, "mt10", s, None, args.episodes_per_task) for s in ("train", "heldout")},
+            "train_wall_s": summary.get("wall_s"), "samples_per_s": summary.get("samples_per_s_after_first_epoch"),
+            "params": summary.get("params"), "num_frames": summary.get("num_frames"),
+            "embodiments": summary.get("embodiments")}
+        if name == "cotrained":
+            entry["robosuite"] = {r: evaluate(run, "robosuite:lift", None, r, args.robosuite_episodes) for r in robots}
+        results[name] = entry
+
+    comparison = None
+    if "alone" in results and "cotrained" in results:
+        comparison = {split: difference_ci(results["cotrained"]["mt10"][split], results["alone"]["mt10"][split])
+                      for split in ("train", "heldout")}
+    curve = sorted(((int(n[5:]), r["mt10"]["train"]["success_rate"], r["mt10"]["heldout"]["success_rate"])
+                    for n, r in results.items() if n.startswith("demos")))
+    write_result(args.out, {
+        "benchmark": "MT10 alone vs inside a robosuite mixture; MT10 success vs demos per task",
+        "command": " ".join(sys.argv), "steps": args.steps, "global_batch": args.batch_size * args.nproc,
+        "episodes_per_task": args.episodes_per_task, "robosuite_robots": robots, "runs": results,
+        "cotrained_minus_alone": comparison,
+        "data_efficiency": [{"demos_per_task": k, "train": a, "heldout": b} for k, a, b in curve],
+        "times_s": times, "machine": machine_info()})
+    print(json.dumps({"cotrained_minus_alone": comparison, "curve": curve}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
