@@ -3,9 +3,10 @@
 Runs (each skipped when its output exists, so an interrupted benchmark continues where it stopped):
 
 - ``alone``: the default policy trained on the MT10 dataset alone;
-- ``cotrained``: the same recipe and number of steps on a mixture of the MT10 dataset and every robosuite
-  dataset under ``--robosuite`` (one per robot; equal weights pool the frames, `vla.train.mixture`), with the
-  cameras of both simulators (a sample's missing cameras are masked, never encoded);
+- ``cotrained`` (``cotrained<N>``: N steps instead of ``--steps``): the same recipe on a mixture of the MT10
+  dataset and every robosuite dataset under ``--robosuite`` (one per robot; equal weights pool the frames,
+  `vla.train.mixture`), with the cameras of both simulators (a sample's missing cameras are masked, never
+  encoded);
 - ``demos<K>``: the default recipe on the first K demos of each MT10 task (``episodes=``), for the curve.
 
 Every policy is evaluated on MT10 with train and held-out instructions (``--episodes-per-task`` per task,
@@ -76,7 +77,8 @@ def main() -> None:
     ap.add_argument("--mt10", type=Path, required=True, help="the MT10 dataset (vla collect metaworld --suite mt10)")
     ap.add_argument("--robosuite", type=Path, default=None, help="folder of per-robot robosuite datasets")
     ap.add_argument("--runs", type=Path, required=True)
-    ap.add_argument("--runs-to", default="alone,cotrained", help="alone, cotrained, demos<K> (comma-separated)")
+    ap.add_argument("--runs-to", default="alone,cotrained",
+                    help="alone, cotrained, cotrained<steps>, demos<K> (comma-separated)")
     ap.add_argument("--steps", type=int, default=8000)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--nproc", type=int, default=2)
@@ -104,7 +106,7 @@ def main() -> None:
     def train(name: str, extra: list[str]) -> Path:
         run = args.runs / name
         if not (run / "policy" / "model.safetensors").is_file():
-            times[f"train_{name}_s"] = _run([*torchrun, *extra, "--out", str(run), *common], log)
+            times[f"train_{name}_s"] = _run([*torchrun, *extra, "--out", str(run), *common, *extra_steps], log)
             times_file.write_text(json.dumps(times, indent=1))
         return run
 
@@ -122,9 +124,11 @@ def main() -> None:
 
     results: dict[str, Any] = {}
     for name in wanted:
+        # cotrained<N>: the mixture trained N steps (e.g. as many MetaWorld samples as `alone` gets in --steps)
+        extra_steps = [f"steps={name[9:]}"] if name.startswith("cotrained") and name[9:].isdigit() else []
         if name == "alone":
             run = train(name, ["--dataset", str(args.mt10)])
-        elif name == "cotrained":
+        elif name == "cotrained" or extra_steps:
             if not robots:
                 raise SystemExit("cotrained needs --robosuite with at least one robot dataset")
             datasets = ["--dataset", str(args.mt10)]
@@ -134,21 +138,22 @@ def main() -> None:
             eps = first_demos_per_task(args.mt10, int(name[5:]))
             run = train(name, ["--dataset", str(args.mt10), f"episodes={','.join(map(str, eps))}"])
         else:
-            raise SystemExit(f"--runs-to: unknown run {name!r} (alone, cotrained, demos<K>)")
+            raise SystemExit(f"--runs-to: unknown run {name!r} (alone, cotrained, cotrained<steps>, demos<K>)")
         summary = json.loads((run / "summary.json").read_text())
         entry: dict[str, Any] = {
             "mt10": {s: evaluate(run, "mt10", s, None, args.episodes_per_task) for s in ("train", "heldout")},
             "train_wall_s": summary.get("wall_s"), "samples_per_s": summary.get("samples_per_s_after_first_epoch"),
             "params": summary.get("params"), "num_frames": summary.get("num_frames"),
             "embodiments": summary.get("embodiments")}
-        if name == "cotrained":
+        if name.startswith("cotrained"):
             entry["robosuite"] = {r: evaluate(run, "robosuite:lift", None, r, args.robosuite_episodes) for r in robots}
         results[name] = entry
 
     comparison = None
-    if "alone" in results and "cotrained" in results:
-        comparison = {split: difference_ci(results["cotrained"]["mt10"][split], results["alone"]["mt10"][split])
-                      for split in ("train", "heldout")}
+    if "alone" in results:
+        comparison = {name: {split: difference_ci(r["mt10"][split], results["alone"]["mt10"][split])
+                             for split in ("train", "heldout")}
+                      for name, r in results.items() if name.startswith("cotrained")} or None
     curve = sorted(((int(n[5:]), r["mt10"]["train"]["success_rate"], r["mt10"]["heldout"]["success_rate"])
                     for n, r in results.items() if n.startswith("demos")))
     write_result(args.out, {
