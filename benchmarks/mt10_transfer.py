@@ -33,8 +33,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_info, write_result  # noqa: E402
 from _stages import run_logged as _run  # noqa: E402
+from transfer import _success as pooled_success  # noqa: E402
 from vla.data import Dataset  # noqa: E402
-from vla.eval.metrics import wilson_interval  # noqa: E402
 
 MT10_CAMERAS = ["corner4", "gripperPOV"]
 ROBOSUITE_CAMERAS = ["agentview", "robot0_eye_in_hand"]
@@ -57,11 +57,9 @@ def first_demos_per_task(path: Path, k: int) -> list[int]:
 
 
 def split_success(report: dict[str, Any]) -> dict[str, Any]:
+    """Pooled success with its 95% interval (`transfer._success`), and each task's successes."""
     tasks = {t: {"successes": v["successes"], "episodes": v["episodes"]} for t, v in report["tasks"].items()}
-    k = sum(v["successes"] for v in tasks.values())
-    n = sum(v["episodes"] for v in tasks.values())
-    return {"success_rate": k / n, "successes": k, "episodes": n, "ci95": list(wilson_interval(k, n)),
-            "tasks": tasks}
+    return {**pooled_success(report), "tasks": tasks}
 
 
 def difference_ci(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:

@@ -214,9 +214,9 @@ class Policy(nn.Module):
         views = [(i, images[cam]) for i, cam in enumerate(c.cameras)]
         views += [(c.cameras.index(cam), context[cam]) for cam in c.context_cameras]  # type: ignore[index]
         ids = None if embodiment_ids is None else embodiment_ids.to(self.device)
-        # rows of each view whose robot has that camera: only those are encoded (a multi-robot batch);
-        # a view no row has still encodes one row, so every encoder takes part in the step (DDP)
-        rows = [None if ids is None else self._camera_rows(self.camera_valid[ids, i]) for i, _ in views]
+        # per view, which rows' robots have that camera ([B] bool; None: a single-robot policy)
+        valid = [None if ids is None else self.camera_valid[ids, i] for i, _ in views]
+        rows = [None if v is None else self._camera_rows(v) for v in valid]
         pixels = []
         for (_, img), r in zip(views, rows, strict=True):
             if r is not None:
@@ -248,16 +248,19 @@ class Policy(nn.Module):
         else:
             state_tok = (self._robot_state_tokens(state.float(), ids) + self.embodiment_emb[ids])[:, None]  # [B, 1, d]
             # a camera a robot does not have: its tokens (zeros, never encoded) are masked out of attention
-            cam_masks = [self.camera_valid[ids, i][:, None].expand(b, t.shape[1])
-                         for (i, _), t in zip(views, cam_tokens, strict=True)]
+            cam_masks = [v[:, None].expand(b, t.shape[1]) for v, t in zip(valid, cam_tokens, strict=True)]
         readouts = self.readouts[None].expand(b, -1, -1)
         seq = torch.cat([lang, *cam_tokens, state_tok, readouts], dim=1)
         key_mask = torch.cat([lmask, *cam_masks, ones(1 + c.chunk)], dim=1)
         return self.backbone(seq, key_mask)[:, -c.chunk:]
 
     @staticmethod
-    def _camera_rows(valid: torch.Tensor) -> torch.Tensor:
-        """Indices of the rows that have a camera ([B] bool -> [B_v]); row 0 when none has it."""
+    def _camera_rows(valid: torch.Tensor) -> torch.Tensor | None:
+        """The rows of a view to encode ([B] bool -> [B_v] indices): those whose robot has the camera; None when
+        every row has it (the whole batch, no gather); row 0 when none has it, so that every encoder still takes
+        part in the step (DistributedDataParallel)."""
+        if bool(valid.all()):
+            return None
         r = valid.nonzero().flatten()
         return r if r.numel() else torch.zeros(1, dtype=torch.long, device=valid.device)
 
