@@ -121,6 +121,10 @@ class RobosuiteEnv:
         self._grip_qpos = np.asarray(self._robot._ref_gripper_joint_pos_indexes[self._arm])
         self.joint_names = [j.split("_", 1)[1] if "_" in j else j for j in self._robot.robot_joints]
         grip_joints = list(self._robot.gripper[self._arm].joints)
+        self._grip_prefix = str(self._robot.gripper[self._arm].naming_prefix)
+        grip_range = np.array([self.model.jnt_range[self.model.joint(j).id] for j in grip_joints]).reshape(-1, 2)
+        span = np.ptp(grip_range, axis=1)
+        self._grip_low, self._grip_span = grip_range[:, 0], np.where(span > 0, span, 1.0)  # unlimited: radians
         self.gripper_joint_names = [j.split("_", 1)[1] if "_" in j else j for j in grip_joints]
         self.state_names = (["eef_x", "eef_y", "eef_z", "eef_qw", "eef_qx", "eef_qy", "eef_qz"]
                             + [f"gripper_{n}" for n in self.gripper_joint_names]
@@ -221,6 +225,34 @@ class RobosuiteEnv:
     def gripper_qpos(self) -> np.ndarray:
         """The gripper's joint positions."""
         return self.data.qpos[self._grip_qpos].copy()
+
+    @property
+    def gripper_qpos_unit(self) -> np.ndarray:
+        """The gripper's joint positions as fractions of each joint's range (radians where unlimited)."""
+        return (self.gripper_qpos - self._grip_low) / self._grip_span
+
+    @property
+    def finger_axis(self) -> np.ndarray | None:
+        """Unit vector from the right to the left finger pad, in the grip site's frame (None if unknown)."""
+        names = {self.model.geom(i).name: i for i in range(self.model.ngeom)}
+        important = self._robot.gripper[self._arm].important_geoms
+        pads = {}
+        for side in ("left", "right"):
+            ids = [names[n] for n in important.get(f"{side}_fingerpad", []) if n in names]
+            if not ids:  # some grippers (xArm) list pad names their model does not have
+                ids = [i for n, i in names.items() if n.startswith(self._grip_prefix) and f"{side}_finger_pad" in n]
+            if not ids:
+                return None
+            pads[side] = self.data.geom_xpos[ids].mean(axis=0)
+        d = self.eef_rot.T @ (pads["left"] - pads["right"])
+        norm = float(np.linalg.norm(d))
+        return d / norm if norm > 1e-6 else None
+
+    @property
+    def base_pos(self) -> np.ndarray:
+        """The arm controller's reference (robot base) position, world frame."""
+        ctrl = self._robot.composite_controller.part_controllers[self._arm]
+        return np.asarray(ctrl.origin_pos, dtype=np.float64).copy()
 
     @property
     def base_rot(self) -> np.ndarray:
