@@ -40,8 +40,22 @@ MT10_CAMERAS = ["corner4", "gripperPOV"]
 ROBOSUITE_CAMERAS = ["agentview", "robot0_eye_in_hand"]
 
 
+def demos_per_task(path: Path) -> dict[str, int]:
+    """How many episodes each MetaWorld task has in the dataset."""
+    return {t: len(v) for t, v in _episodes_by_task(path).items()}
+
+
 def first_demos_per_task(path: Path, k: int) -> list[int]:
-    """Indices of the first ``k`` episodes of each MetaWorld task (provenance source path metaworld/<task>)."""
+    """Indices of the first ``k`` episodes of each MetaWorld task."""
+    by_task = _episodes_by_task(path)
+    short = {t: len(v) for t, v in by_task.items() if len(v) < k}
+    if short:
+        raise SystemExit(f"{path}: fewer than {k} episodes for {short}")
+    return sorted(i for v in by_task.values() for i in v[:k])
+
+
+def _episodes_by_task(path: Path) -> dict[str, list[int]]:
+    """Episode indices per MetaWorld task, from each episode's provenance source path ``metaworld/<task>``."""
     ds = Dataset.open(path)
     by_task: dict[str, list[int]] = defaultdict(list)
     for i in ds.episode_indices:
@@ -50,10 +64,7 @@ def first_demos_per_task(path: Path, k: int) -> list[int]:
         if not task:
             raise SystemExit(f"{path}: episode {i} has no provenance source path naming its MetaWorld task")
         by_task[task].append(i)
-    short = {t: len(v) for t, v in by_task.items() if len(v) < k}
-    if short:
-        raise SystemExit(f"{path}: fewer than {k} episodes for {short}")
-    return sorted(i for v in by_task.values() for i in v[:k])
+    return dict(by_task)
 
 
 def split_success(report: dict[str, Any]) -> dict[str, Any]:
@@ -152,16 +163,74 @@ def main() -> None:
         comparison = {name: {split: difference_ci(r["mt10"][split], results["alone"]["mt10"][split])
                              for split in ("train", "heldout")}
                       for name, r in results.items() if name.startswith("cotrained")} or None
-    curve = sorted(((int(n[5:]), r["mt10"]["train"]["success_rate"], r["mt10"]["heldout"]["success_rate"])
-                    for n, r in results.items() if n.startswith("demos")))
-    write_result(args.out, {
+    points = {int(n[5:]): r for n, r in results.items() if n.startswith("demos")}
+    if "alone" in results:  # the full dataset is the curve's last point
+        per_task = demos_per_task(args.mt10)
+        if len(set(per_task.values())) == 1:
+            points.setdefault(next(iter(per_task.values())), results["alone"])
+    curve = sorted((k, r["mt10"]["train"]["success_rate"], r["mt10"]["heldout"]["success_rate"])
+                   for k, r in points.items())
+    result = {
         "benchmark": "MT10 alone vs inside a robosuite mixture; MT10 success vs demos per task",
         "command": " ".join(sys.argv), "steps": args.steps, "global_batch": args.batch_size * args.nproc,
         "episodes_per_task": args.episodes_per_task, "robosuite_robots": robots, "runs": results,
         "cotrained_minus_alone": comparison,
         "data_efficiency": [{"demos_per_task": k, "train": a, "heldout": b} for k, a, b in curve],
-        "times_s": times, "machine": machine_info()})
+        "data_efficiency_ci95": {str(k): {split: points[k]["mt10"][split]["ci95"] for split in ("train", "heldout")}
+                                 for k in sorted(points)},
+        "times_s": times, "machine": machine_info()}
+    write_result(args.out, result)
+    args.out.with_suffix(".html").write_text(report_page(result))
     print(json.dumps({"cotrained_minus_alone": comparison, "curve": curve}, indent=1))
+
+
+def report_page(result: dict[str, Any]) -> str:
+    """One HTML page: MT10 success of every run per split (bars with 95% intervals), and the curve."""
+    import base64
+    import html
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vla.eval.report_html import figure_png
+
+    imgs = []
+    runs = result["runs"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / 2
+    for i, split in enumerate(("train", "heldout")):
+        rates = [runs[n]["mt10"][split]["success_rate"] for n in runs]
+        ci = [runs[n]["mt10"][split]["ci95"] for n in runs]
+        low = [max(0.0, r - c[0]) for r, c in zip(rates, ci, strict=True)]
+        high = [max(0.0, c[1] - r) for r, c in zip(rates, ci, strict=True)]
+        ax.bar([j + i * width for j in range(len(runs))], rates, width, yerr=[low, high], capsize=2,
+               label=f"{split} instructions")
+    ax.set_xticks([j + width / 2 for j in range(len(runs))], list(runs), fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("MT10 success")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    imgs.append(base64.b64encode(figure_png(fig)).decode())
+    if result["data_efficiency"]:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ks = [p["demos_per_task"] for p in result["data_efficiency"]]
+        for split, style in (("train", "o-"), ("heldout", "s--")):
+            ax.plot(ks, [p[split] for p in result["data_efficiency"]], style, label=f"{split} instructions")
+        ax.set_xscale("log")
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set_xlabel("demos per task")
+        ax.set_ylabel("MT10 success")
+        ax.set_ylim(0, 1.05)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        imgs.append(base64.b64encode(figure_png(fig)).decode())
+    body = "".join(f'<img alt="plot" src="data:image/png;base64,{img}"><br>' for img in imgs)
+    settings = {k: result[k] for k in ("steps", "global_batch", "episodes_per_task", "robosuite_robots")}
+    return (f"<!doctype html><meta charset='utf-8'><title>vla MT10 transfer</title>"
+            f"<h1>{html.escape(result['benchmark'])}</h1><p><code>{html.escape(result['command'])}</code></p>{body}"
+            f"<pre>{html.escape(json.dumps(settings, indent=2))}</pre>")
 
 
 if __name__ == "__main__":
