@@ -8,6 +8,9 @@ The grasp orientation is the robot's own top-down orientation at reset, turned a
 vertical by the smallest angle that lines its fingers up with the object's faces (cubes are
 symmetric under quarter turns). Phases advance when the grip site is within a tolerance of the
 phase's target, or after a phase's step budget (so a slightly unreachable target never stalls).
+The approach waits for the grip site to settle; a gripper counts as closed once its joints stop
+moving. When the arm stalls short of a target (its reach with vertical fingers), the can expert
+leans the fingers outwards, away from the base, and aims at the reachable corner of the bin.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ CLOSE_MAX_STEPS = 80  # ... until its joints stop moving, or this many steps
 SETTLE_WINDOW = 4  # "stopped moving": over this many steps ...
 SETTLE_MOVE = 0.02  # ... the joints moved less than this fraction of their range, on average
 SETTLED_SPEED_M = 0.002  # the approach ends only once the grip site moves less than this per step
-STALL_WINDOW = 20  # a carry phase ends early when, over this many steps, ...
+STALL_WINDOW = 20  # "stalled": over this many steps, ...
 STALL_PROGRESS_M = 0.005  # ... the distance to its target shrank by less than this
 
 
