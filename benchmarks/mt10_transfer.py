@@ -15,6 +15,10 @@ seeds never used in collection); the co-trained one also on robosuite (its robot
     python benchmarks/mt10_transfer.py --mt10 /work/data/mt10 --robosuite /work/data/rs_lift128 \\
         --runs /work/runs/mt10_transfer --runs-to alone,cotrained [--steps 8000]
 
+``--keep-previous`` adds runs to an existing --out instead of replacing it: the runs it holds that this
+invocation does not run are kept as measured (their times too), and ``commands`` lists every invocation. It
+refuses a file measured with other settings (steps, global batch, episodes per task, seed).
+
 Writes benchmarks/results/mt10_transfer.json (or --out): per run, MT10 success per split and task with 95%
 intervals, robosuite success per robot, training time and samples/s, the machine; the co-trained minus alone
 difference per split with a two-proportion 95% interval; the data-efficiency points.
@@ -97,7 +101,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache-dir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "mt10_transfer.json")
+    ap.add_argument("--keep-previous", action="store_true",
+                    help="keep the runs already in --out that this invocation does not run")
     args = ap.parse_args()
+    previous = load_previous(args.out, args) if args.keep_previous else None
     wanted = [r.strip() for r in args.runs_to.split(",") if r.strip()]
     args.runs.mkdir(parents=True, exist_ok=True)
     log = args.runs / "log.txt"
@@ -157,6 +164,11 @@ def main() -> None:
         if name.startswith("cotrained"):
             entry["robosuite"] = {r: evaluate(run, "robosuite:lift", None, r, args.robosuite_episodes) for r in robots}
         results[name] = entry
+    if previous is not None:
+        results = {**{n: r for n, r in previous["runs"].items() if n not in results}, **results}
+        times = {**previous.get("times_s", {}), **times}
+        robots = robots or previous.get("robosuite_robots", [])
+    earlier_commands = (previous.get("commands") or [previous["command"]]) if previous else []
 
     comparison = None
     if "alone" in results:
@@ -172,7 +184,9 @@ def main() -> None:
                    for k, r in points.items())
     result = {
         "benchmark": "MT10 alone vs inside a robosuite mixture; MT10 success vs demos per task",
-        "command": " ".join(sys.argv), "steps": args.steps, "global_batch": args.batch_size * args.nproc,
+        "command": " ".join(sys.argv),
+        "commands": [*earlier_commands, " ".join(sys.argv)],
+        "steps": args.steps, "seed": args.seed, "global_batch": args.batch_size * args.nproc,
         "episodes_per_task": args.episodes_per_task, "robosuite_robots": robots, "runs": results,
         "cotrained_minus_alone": comparison,
         "data_efficiency": [{"demos_per_task": k, "train": a, "heldout": b} for k, a, b in curve],
@@ -182,6 +196,25 @@ def main() -> None:
     write_result(args.out, result)
     args.out.with_suffix(".html").write_text(report_page(result))
     print(json.dumps({"cotrained_minus_alone": comparison, "curve": curve}, indent=1))
+
+
+def load_previous(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The result in ``path`` whose runs this invocation extends; refuse one measured with other settings."""
+    if not path.is_file():
+        raise SystemExit(f"--keep-previous: {path} does not exist")
+    try:
+        previous = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--keep-previous: {path} is not JSON: {exc}") from None
+    if not isinstance(previous, dict) or not isinstance(previous.get("runs"), dict):
+        raise SystemExit(f"--keep-previous: {path}: field 'runs' missing or not an object")
+    mine = {"steps": args.steps, "global_batch": args.batch_size * args.nproc,
+            "episodes_per_task": args.episodes_per_task, "seed": args.seed}
+    for key, value in mine.items():
+        theirs = previous.get(key, 0 if key == "seed" else None)  # files before 'seed' was recorded used 0
+        if theirs != value:
+            raise SystemExit(f"--keep-previous: {path}: field {key!r} is {theirs!r}, this invocation uses {value!r}")
+    return previous
 
 
 def report_page(result: dict[str, Any]) -> str:
@@ -228,8 +261,9 @@ def report_page(result: dict[str, Any]) -> str:
         imgs.append(base64.b64encode(figure_png(fig)).decode())
     body = "".join(f'<img alt="plot" src="data:image/png;base64,{img}"><br>' for img in imgs)
     settings = {k: result[k] for k in ("steps", "global_batch", "episodes_per_task", "robosuite_robots")}
+    commands = "".join(f"<p><code>{html.escape(c)}</code></p>" for c in result.get("commands", [result["command"]]))
     return (f"<!doctype html><meta charset='utf-8'><title>vla MT10 transfer</title>"
-            f"<h1>{html.escape(result['benchmark'])}</h1><p><code>{html.escape(result['command'])}</code></p>{body}"
+            f"<h1>{html.escape(result['benchmark'])}</h1>{commands}{body}"
             f"<pre>{html.escape(json.dumps(settings, indent=2))}</pre>")
 
 
