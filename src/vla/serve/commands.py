@@ -1,4 +1,7 @@
-"""CLI: ``vla serve --policy RUN [--host 127.0.0.1] [--port 8000] [--api-key-file F] [--safety F] [--monitor F]``."""
+"""CLI: ``vla serve --policy RUN [--host 127.0.0.1] [--port 8000] [--api-key-file F] [--safety F] [--monitor F]``.
+
+A policy of several robots takes ``--safety ROBOT=F`` once per robot (``vla.serve.safety_options``).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +31,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def safety_label(choice: object) -> str:
+    """``; safety: name`` for one config, ``; safety: robot: name, ...`` for one per robot, '' for none."""
+    if choice is None:
+        return ""
+    if isinstance(choice, dict):
+        return "; safety: " + ", ".join(f"{robot}: {cfg.name}" for robot, cfg in choice.items())
+    return f"; safety: {getattr(choice, 'name', choice)}"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_cmd(
@@ -35,7 +47,8 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Address to bind (a non-loopback one needs --api-key-file)."),
         port: int = typer.Option(8000, help="TCP port (websocket and GET /healthz)."),
         api_key_file: Path | None = typer.Option(None, help="File holding the API key clients must send."),
-        safety: str | None = typer.Option(None, help="Safety config (YAML/JSON file, or 'metaworld_sawyer')."),
+        safety: list[str] | None = typer.Option(None, help="Safety config (YAML/JSON file, or 'metaworld_sawyer'); "
+                                                "a policy of several robots: ROBOT=CONFIG, once per robot."),
         device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
         threads: int = typer.Option(1, help="torch threads for inference."),
         max_message_mb: float = typer.Option(32.0, help="Largest accepted message (MiB)."),
@@ -56,12 +69,6 @@ def register(app: typer.Typer) -> None:
 
             from vla.serve.policy_service import load_policy_service
 
-            safety_cfg = None
-            if safety:
-                from vla.serve.safety import SafetyConfig, load_safety_config
-
-                safety_cfg = (SafetyConfig.for_metaworld_sawyer() if safety == "metaworld_sawyer"
-                              else load_safety_config(safety))
             calibration = None
             if monitor is not None:
                 from vla.serve.monitor import MonitorCalibration
@@ -69,9 +76,11 @@ def register(app: typer.Typer) -> None:
                 calibration = MonitorCalibration.load(monitor)
             torch.set_num_threads(max(1, threads))
             predict, spec, meta = load_policy_service(policy, resolve_device(device))
-            if safety_cfg is not None and safety_cfg.action_dim != meta["action_dim"]:
-                raise ValueError(f"--safety {safety}: {safety_cfg.action_dim} action dims, the policy has "
-                                 f"{meta['action_dim']}")
+            safety_cfg = None
+            if safety:
+                from vla.serve.safety_options import resolve_safety
+
+                safety_cfg = resolve_safety(safety, meta)
             pol = getattr(predict, "__self__", None)  # the Policy whose predict_chunk is served
             server = PolicyServer(predict, meta, spec, host=host, port=port, api_key=key, safety=safety_cfg,
                                   max_message_bytes=int(max_message_mb * 1024 * 1024), idle_timeout_s=idle_timeout,
@@ -82,7 +91,7 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from exc
         typer.echo(f"serving {meta['policy']['name']} on ws://{host}:{port} (health: http://{host}:{port}/healthz)"
-                   f"{'; API key required' if key else ''}{'; safety: ' + safety_cfg.name if safety_cfg else ''}"
+                   f"{'; API key required' if key else ''}{safety_label(safety_cfg)}"
                    f"{'; monitor: ' + str(monitor) if calibration is not None else ''}")
         try:
             server.serve_forever()

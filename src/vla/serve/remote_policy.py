@@ -3,7 +3,9 @@
 The chain a robot runs: PolicyClient -> ChunkExecutor (action queue, watchdog, hold) -> SafetyFilter on the
 executed action with the measured state (the limits the server announced in its metadata, unless the
 caller gives its own). Every executed action is recorded: where it came from, its observation's age, what
-the filter did. numpy only, like the client.
+the filter did. A policy of several robots is driven as one of them (``embodiment=``): its cameras, state and
+action dims and the limits the server announced for it; each observation is sent with that robot's name.
+numpy only, like the client.
 """
 
 from __future__ import annotations
@@ -36,15 +38,28 @@ class RemotePolicy:
 
     def __init__(self, url: str, api_key: str | None = None, timeout_s: float = 10.0, safety: Any = True,
                  mode: str = "sync", control_period_s: float | None = None, deadline_periods: float = 2.0,
-                 threshold: int | None = None, merge: str = "replace") -> None:
+                 threshold: int | None = None, merge: str = "replace", embodiment: str | None = None) -> None:
         self.client = PolicyClient(url, api_key=api_key, timeout_s=timeout_s)
         meta = self.client.metadata
-        cams = meta["cameras"]
+        robots = meta.get("embodiments") or {}
+        if robots and embodiment not in robots:
+            self.client.close()
+            raise ValueError(f"embodiment: this policy drives several robots {sorted(robots)}: name one, got "
+                             f"{embodiment!r}")
+        if embodiment is not None and not robots:
+            self.client.close()
+            raise ValueError(f"embodiment: {embodiment!r} given, but the served policy drives one robot")
+        self.embodiment = embodiment
+        robot = robots[embodiment] if embodiment is not None else meta
+        cams = robot["cameras"]
         sizes = {tuple(v) for v in cams.values()}
         self.config = RemoteConfig(list(cams), int(next(iter(sizes))[0]), int(meta.get("chunk") or 1),
-                                   int(meta.get("n_action_steps") or meta.get("chunk") or 1), int(meta["state_dim"]),
-                                   int(meta["action_dim"]))
-        self.safety_filter = self._make_filter(safety, meta.get("safety"))
+                                   int(meta.get("n_action_steps") or meta.get("chunk") or 1), int(robot["state_dim"]),
+                                   int(robot["action_dim"]))
+        announced = meta.get("safety")
+        if embodiment is not None and announced:
+            announced = (announced.get("embodiments") or {}).get(embodiment)
+        self.safety_filter = self._make_filter(safety, announced)
         fps = meta.get("fps") or 10.0
         self.executor = ChunkExecutor(
             lambda obs: self.predict_chunk(obs), self._hold,
@@ -73,7 +88,7 @@ class RemotePolicy:
 
     def predict_chunk(self, obs: dict[str, Any]) -> np.ndarray:
         """One round trip: float32 [H, A] in robot units (after the server's safety filter)."""
-        reply = self.client.infer(obs)
+        reply = self.client.infer(obs if self.embodiment is None else {**obs, "embodiment": self.embodiment})
         if reply.get("safety"):
             self.server_safety.append(reply["safety"])
         return np.asarray(reply["actions"], dtype=np.float32)

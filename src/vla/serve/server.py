@@ -6,7 +6,9 @@ each reply is ``{"actions": float32 [H, A] (robot units, after the safety filter
 "alarms", "first_alarm_step"}`` (``vla.serve.monitor.RequestMonitor``, one per connection). Bad input gets
 a text frame ``error: <field>: <what was expected>`` and the connection stays open. For a policy with
 context cameras (metadata ``context_cameras``) each connection keeps the first frames of its episode (its
-first observation, then each one sent with ``reset: true``) and passes them as ``obs["context_images"]``. The API key
+first observation, then each one sent with ``reset: true``) and passes them as ``obs["context_images"]``. A policy of
+several robots can have one safety config per robot: each observation's ``embodiment`` picks the filter, and the
+metadata announces them as ``"safety": {"embodiments": {robot: config}}``. The API key
 (``Authorization: Api-Key KEY``) is compared in constant time during
 the HTTP handshake, before any frame is read; ``GET /healthz`` answers JSON on the same port.
 
@@ -66,6 +68,30 @@ def check_bind(host: str, api_key: str | None) -> None:
                          "(--api-key-file FILE)")
 
 
+def check_safety_robots(safety: Any, spec: ObservationSpec) -> None:
+    """One config for a one-robot policy; one per robot, for every robot, for a policy of several."""
+    if safety is None:
+        return
+    if spec.robots and not isinstance(safety, dict):
+        raise ServeError(f"safety: this policy drives several robots {sorted(spec.robots)}: give one config per "
+                         "robot (a dict robot -> SafetyConfig)")
+    if isinstance(safety, dict):
+        if not spec.robots:
+            raise ServeError("safety: one config per robot was given, but this policy drives one robot")
+        if set(safety) != set(spec.robots):
+            raise ServeError(f"safety: configs for {sorted(safety)}, this policy drives {sorted(spec.robots)} "
+                             "(each robot needs one)")
+
+
+def announce_safety(safety: Any) -> dict[str, Any] | None:
+    """The metadata's ``safety``: the config, ``{"embodiments": {robot: config}}``, or None."""
+    if safety is None:
+        return None
+    if isinstance(safety, dict):
+        return {"embodiments": {robot: cfg.to_dict() for robot, cfg in safety.items()}}
+    return safety.to_dict()
+
+
 @dataclass
 class _Health:
     started: float = field(default_factory=time.time)
@@ -79,7 +105,8 @@ class _Health:
 class PolicyServer:
     """Serve ``predict(obs) -> float32 [H, A]`` to websocket clients (see module docstring).
 
-    ``safety`` is a ``vla.serve.safety.SafetyConfig`` (each connection gets its own filter) or None.
+    ``safety`` is a ``vla.serve.safety.SafetyConfig`` (each connection gets its own filter), for a policy of
+    several robots a dict robot -> SafetyConfig naming every robot of ``spec``, or None.
     """
 
     def __init__(self, predict: Callable[[dict[str, Any]], np.ndarray], metadata: dict[str, Any],
@@ -92,6 +119,7 @@ class PolicyServer:
         ``features`` / ``resample``: read the policy's latest readout features / sample more chunks from them
         (called under the model lock right after ``predict``), for the ood and spread signals."""
         check_bind(host, api_key)
+        check_safety_robots(safety, spec)
         if max_message_bytes < 1024:
             raise ServeError(f"max_message_bytes: expected >= 1024, got {max_message_bytes}")
         self.predict, self.spec, self.host, self.port = predict, spec, host, port
@@ -99,7 +127,7 @@ class PolicyServer:
         self.max_message_bytes, self.idle_timeout_s = max_message_bytes, idle_timeout_s
         self.metadata = {**spec.to_metadata(), **metadata, "protocol": PROTOCOL, "protocol_version": PROTOCOL_VERSION,
                          "max_message_bytes": max_message_bytes,
-                         "safety": safety.to_dict() if safety is not None else None,
+                         "safety": announce_safety(safety),
                          "monitor": None if monitor is None else {
                              "threshold": monitor.threshold, "alpha": monitor.alpha, "signals": list(monitor.weights),
                              "steps_per_request": int(metadata.get("n_action_steps") or 1)}}
@@ -153,7 +181,8 @@ class PolicyServer:
         if self.safety is not None:
             from vla.serve.safety import SafetyFilter
 
-            safety = SafetyFilter(self.safety)
+            safety = ({robot: SafetyFilter(cfg) for robot, cfg in self.safety.items()}
+                      if isinstance(self.safety, dict) else SafetyFilter(self.safety))
         monitor = None
         if self.monitor is not None:
             from vla.serve.monitor import RequestMonitor
@@ -206,12 +235,15 @@ class PolicyServer:
                                  else f"the policy returned shape {chunk.shape}, expected [H, A]")
             report = None
             t2 = time.perf_counter()
-            if safety is not None:
+            robot_filter = safety.get(obs.get("embodiment")) if isinstance(safety, dict) else safety
+            if isinstance(safety, dict) and robot_filter is None:  # check_safety_robots rules this out
+                raise ValueError(f"no safety filter for robot {obs.get('embodiment')!r}")
+            if robot_filter is not None:
                 from vla.serve.safety import summarize_reports
 
                 if obs["reset"]:
-                    safety.reset()
-                chunk, reports = safety.filter_chunk(chunk, obs["state"])
+                    robot_filter.reset()
+                chunk, reports = robot_filter.filter_chunk(chunk, obs["state"])
                 chunk = np.asarray(chunk, dtype=np.float32)
                 report = summarize_reports(reports)
             safety_s = time.perf_counter() - t2
