@@ -242,3 +242,25 @@ def test_resume_continues_after_the_last_finished_round(run, tmp_path):
         adapt(_settings(run, out, mode="dagger", monitor=monitor, rounds=1, resume=True))
     with pytest.raises(AdaptError, match="nothing to resume"):
         adapt(_settings(run, tmp_path / "none", resume=True))
+
+
+def test_fine_tunes_keep_the_original_runs_episode_selection(run, tmp_path):
+    """A policy trained on some episodes of its dataset is fine-tuned on those only, plus the new ones."""
+    from vla.train.config import TrainConfig
+    from vla.train.loop import train
+
+    dataset = json.loads((run / "train_config.json").read_text())["dataset"]
+    few = train(TrainConfig(dataset=dataset, out=str(tmp_path / "few"), policy=dict(TINY_POLICY), steps=2,
+                            batch_size=4, warmup_steps=0, progress=False, cache_dir=str(tmp_path / "cache"),
+                            episodes=[0, 2]))
+    out = tmp_path / "a"
+    saved = adapt(_settings(few, out, mode="dagger", baseline="none",
+                            monitor=str(_always_alarm(tmp_path / "cal.json"))))
+    (r,) = saved["rounds"]
+    tuned = json.loads((Path(r["policy"]).parent / "train_config.json").read_text())
+    assert tuned["dataset"] == dataset and tuned["episodes"] == [0, 2]
+    # frames: episodes 0 and 2 of the original dataset plus the round's 2 interventions, not episode 1
+    lengths = [e.length for e in Dataset.open(dataset).episodes]
+    added = sum(e.length for e in Dataset.open(out / "dataset").episodes)
+    assert json.loads((Path(r["policy"]).parent / "summary.json").read_text())["num_frames"] == \
+        lengths[0] + lengths[2] + added

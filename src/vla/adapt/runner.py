@@ -6,8 +6,9 @@ Per round r (1..N), starting from the policy of round r - 1 (round 0: the given 
    from the adaptation range, ``vla.sim.seeds.adaptation_seed``), in worker processes (``vla.adapt.episodes``);
 2. keep interventions (dagger, both) and successful autonomous episodes (filtered, both); discard the rest
    (counted); append the kept ones to DIR/dataset, audit it, add it to DIR/catalog.sqlite;
-3. fine-tune from the round r - 1 policy for ``--steps-per-round`` steps on the original training dataset plus
-   DIR/dataset (``TrainConfig.init_policy`` / ``extra_datasets``);
+3. fine-tune from the round r - 1 policy for ``--steps-per-round`` steps on the original training dataset (only
+   the episodes the original run selected with ``episodes`` / ``max_episodes``) plus DIR/dataset
+   (``TrainConfig.init_policy`` / ``extra_datasets``);
 4. evaluate (``vla.eval.runner.evaluate``, train instructions, evaluation seeds) and rewrite DIR/adapt.json and
    DIR/report.html (atomically), so a crash keeps the finished rounds.
 
@@ -91,6 +92,7 @@ class _Plan:
     calibration: Any
     calibration_source: str | None
     signal_config: dict[str, Any]
+    episodes: list[int] | None = None  # the original run's episodes of ``dataset`` (None: all of them)
 
 
 # ----------------------------------------------------------------------------------------- validation
@@ -182,8 +184,18 @@ def plan(s: AdaptSettings) -> _Plan:
             break
     per_task = {t: s.episodes_per_round // n_tasks + (i < s.episodes_per_round % n_tasks)
                 for i, t in enumerate(suite.tasks)}
+    episodes = None
+    same_dataset = s.dataset is None or Path(s.dataset).absolute() == Path(str(train.get("dataset"))).absolute()
+    if same_dataset and (train.get("episodes") is not None or train.get("max_episodes")):
+        from vla.train.episode_select import select_episodes
+
+        try:
+            episodes = select_episodes([e.index for e in ds.episodes], train.get("episodes"),
+                                       train.get("max_episodes"), str(dataset))
+        except ValueError as exc:
+            raise _fail("--policy", f"{tc}: {exc}") from None
     return _Plan(policy_dir, run_dir.name, Path(dataset).absolute(), cameras, image_size, tuple(suite.tasks),
-                 {t: suite.task_index(t) for t in suite.tasks}, per_task, train, cal, source, signals)
+                 {t: suite.task_index(t) for t in suite.tasks}, per_task, train, cal, source, signals, episodes)
 
 
 # ----------------------------------------------------------------------------------------- rollouts
@@ -298,6 +310,9 @@ class _Adaptation:
         ema = min(float(t.get("ema_decay", 0.999)), max(0.9, 1.0 - 10.0 / steps))
         cfg = TrainConfig(
             dataset=str(self.p.dataset), extra_datasets=[str(d) for d in datasets], out=str(out), policy={},
+            # the original run's episodes of its dataset only: a policy trained on 10 demos per task must not be
+            # handed the rest of the dataset by its fine-tunes
+            episodes=self.p.episodes,
             init_policy=str(init), steps=steps, batch_size=s.batch_size or int(t.get("batch_size", 64)),
             lr=s.lr or float(t.get("lr", 3e-4)), weight_decay=float(t.get("weight_decay", 1e-2)),
             warmup_steps=warmup, min_lr_ratio=float(t.get("min_lr_ratio", 0.05)),
