@@ -6,8 +6,12 @@ A policy of several robots takes ``--safety ROBOT=F`` once per robot (``vla.serv
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from vla.serve.safety_options import SafetyChoice
 
 
 def read_api_key(path: Path | None) -> str | None:
@@ -31,13 +35,13 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def safety_label(choice: object) -> str:
+def safety_label(choice: SafetyChoice) -> str:
     """``; safety: name`` for one config, ``; safety: robot: name, ...`` for one per robot, '' for none."""
     if choice is None:
         return ""
     if isinstance(choice, dict):
         return "; safety: " + ", ".join(f"{robot}: {cfg.name}" for robot, cfg in choice.items())
-    return f"; safety: {getattr(choice, 'name', choice)}"
+    return f"; safety: {choice.name}"
 
 
 def register(app: typer.Typer) -> None:

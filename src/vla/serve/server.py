@@ -235,9 +235,8 @@ class PolicyServer:
                                  else f"the policy returned shape {chunk.shape}, expected [H, A]")
             report = None
             t2 = time.perf_counter()
-            robot_filter = safety.get(obs.get("embodiment")) if isinstance(safety, dict) else safety
-            if isinstance(safety, dict) and robot_filter is None:  # check_safety_robots rules this out
-                raise ValueError(f"no safety filter for robot {obs.get('embodiment')!r}")
+            # one filter per robot: the validated observation names one of them (check_safety_robots)
+            robot_filter = safety[obs["embodiment"]] if isinstance(safety, dict) else safety
             if robot_filter is not None:
                 from vla.serve.safety import summarize_reports
 
